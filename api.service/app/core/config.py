@@ -1,0 +1,48 @@
+"""All settings of the API, read once from the environment (no prefix)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# In a repository checkout: the bundled demo model's labels. Containers set LABELS_PATH.
+_REPO_LABELS = Path(__file__).resolve().parents[3] / "model.service/models/cassava/labels.json"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; docs/api-service.md has the table."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
+
+    MODEL_SERVER_ADDRESS: str = Field("127.0.0.1:8500", description="TF Serving gRPC host:port")
+    MODEL_NAME: str = "cassava"
+    MODEL_VERSION: PositiveInt | None = Field(
+        None, description="pin one model version; unset = the newest version the server serves")
+    SIGNATURE_NAME: str = "serving_default"
+    LABELS_PATH: Path = _REPO_LABELS
+
+    MAX_UPLOAD_BYTES: PositiveInt = 10 * 1024 * 1024
+    MAX_IMAGE_PIXELS: PositiveInt = Field(
+        50_000_000, description="pixel cap read from the image header, before decoding")
+    LOW_CONFIDENCE_THRESHOLD: float = Field(0.5, ge=0.0, le=1.0)
+
+    MODEL_DEADLINE_SECONDS: PositiveFloat = Field(
+        5.0, description="deadline of every gRPC call, retries included")
+    MODEL_RETRY_ATTEMPTS: int = Field(3, ge=1, le=5, description="gRPC attempts on UNAVAILABLE")
+    RETRY_AFTER_SECONDS: PositiveInt = Field(
+        5, description="Retry-After sent with 503 model_unavailable")
+    DECODE_WORKERS: PositiveInt = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        description="threads decoding images (Pillow releases the GIL); default: usable CPUs")
+
+    ROOT_PATH: str = Field("", description="prefix a path-stripping proxy serves the app under")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached: the environment is read once)."""
+    return Settings()

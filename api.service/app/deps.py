@@ -1,0 +1,30 @@
+"""Request dependencies as Annotated aliases (full-stack-fastapi-template style)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.core.request_id import choose_request_id, request_id_of
+from app.predictor import Predictor
+from app.upload import read_image_upload
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_predictor(request: Request) -> Predictor:
+    return request.app.state.predictor
+
+
+def get_request_id(request: Request) -> str:
+    return request_id_of(request.scope) or choose_request_id(None)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+ImageUploadDep = Annotated[bytes, Depends(read_image_upload)]

@@ -1,0 +1,88 @@
+"""The FastAPI application: `uvicorn app.main:app`, run from api.service/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.core.body_limit import BodySizeLimitMiddleware
+from app.core.config import Settings, get_settings
+from app.core.request_id import RequestIdMiddleware
+from app.errors import add_problem_schema, install_error_handlers
+from app.labels import load_labels
+from app.predictor import LabelsMismatch, Predictor
+from app.routers import health, predict
+from app.tfserving.client import TFServingClient
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """Cassava leaf disease classifier. POST a JPEG or PNG photo of a cassava leaf to
+`/predict/image` (multipart field `image_to_predict`). Errors are `application/problem+json`
+(RFC 9457) with a stable `code`."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load labels, open the one gRPC channel and the decode pool; close them on shutdown."""
+    settings: Settings = app.state.settings
+    labels = load_labels(settings.LABELS_PATH)  # a bad labels file stops the startup, loudly
+    client = TFServingClient(
+        settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
+        signature_name=settings.SIGNATURE_NAME, deadline=settings.MODEL_DEADLINE_SECONDS,
+        retry_attempts=settings.MODEL_RETRY_ATTEMPTS)
+    pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
+    app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
+                                    low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD)
+    log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,
+             settings.MODEL_SERVER_ADDRESS, len(labels), settings.LABELS_PATH)
+    try:
+        await _check_model(app.state.predictor)
+        yield
+    finally:
+        await client.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _check_model(predictor: Predictor) -> None:
+    """Fetch the signature early so a labels/model mismatch is logged at startup. The model
+    server may legitimately start later: the API still starts, and /readyz says 503 meanwhile."""
+    try:
+        await predictor.signature()
+    except LabelsMismatch as error:
+        log.error("MISCONFIGURED: %s Fix LABELS_PATH or the model; /readyz stays 503.", error)
+    except Exception as error:
+        log.warning("model not checked at startup (%s: %s); /readyz reports it",
+                    type(error).__name__, error)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; tests pass their own Settings."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Cassava leaf disease API", version="1.0.0", description=DESCRIPTION,
+                  lifespan=lifespan, root_path=settings.ROOT_PATH)
+    app.state.settings = settings
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    install_error_handlers(app, settings)
+    # Added last = outermost: the request id exists before the body cap can answer 413.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES)
+    app.add_middleware(RequestIdMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schema(get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

@@ -1,0 +1,207 @@
+"""The one module that talks gRPC: a long-lived grpc.aio channel to TF Serving.
+
+Every call has a deadline; UNAVAILABLE is retried by the channel itself (service-config retry
+policy); gRPC failures leave this module as ModelServerError subclasses only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from google.protobuf.message import Message
+
+from app.tfserving.protos import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from app.tfserving.signature import Signature, SignatureError, signature_from_metadata
+from app.tfserving.tensors import TensorDecodeError, from_tensor_proto, to_tensor_proto
+
+log = logging.getLogger(__name__)
+
+AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+# TF Serving (like any gRPC server with default settings) answers client pings more frequent
+# than every 5 minutes with GOAWAY "too_many_pings". Pings every 5 minutes, and only during calls,
+# are accepted; setting a keepalive also makes gRPC set TCP_USER_TIMEOUT to the keepalive timeout,
+# so a call to a peer that vanished without a FIN/RST tears the connection down after 20 s instead
+# of the kernel's ~15 minutes of retransmissions.
+KEEPALIVE_TIME_MS = 300_000
+KEEPALIVE_TIMEOUT_MS = 20_000
+# A 512x512x3 float32 input is 3 MiB; replies of a classifier are tiny.
+MAX_SEND_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024
+# Reconnect soon after the model server comes back (gRPC's default backoff grows to 120 s).
+MAX_RECONNECT_BACKOFF_MS = 2_000
+
+# gRPC codes that mean "the model cannot answer right now, try again later".
+_UNAVAILABLE_CODES = frozenset({
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
+})
+
+
+class ModelServerError(Exception):
+    """The model server did not give a usable answer."""
+
+
+class ModelUnavailable(ModelServerError):
+    """Down, not loaded yet, overloaded: worth retrying later."""
+
+
+class ModelTimeout(ModelServerError):
+    """The call's deadline passed."""
+
+
+class ModelFailed(ModelServerError):
+    """Any other failure: an error status, or a reply that does not fit the signature."""
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One Predict reply: the output row and which model version produced it."""
+
+    values: np.ndarray  # 1-D, the output tensor's single batch row
+    model_name: str
+    version: int
+
+
+def service_config(retry_attempts: int) -> dict:
+    """Channel service config: retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
+    method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
+                             {"service": "tensorflow.serving.ModelService"}],
+                    "waitForReady": False}
+    if retry_attempts > 1:  # gRPC rejects a retry policy with fewer than 2 attempts
+        method["retryPolicy"] = {"maxAttempts": retry_attempts, "initialBackoff": "0.1s",
+                                 "maxBackoff": "1s", "backoffMultiplier": 2,
+                                 "retryableStatusCodes": ["UNAVAILABLE"]}
+    return {"methodConfig": [method]}
+
+
+def channel_options(retry_attempts: int) -> list[tuple[str, object]]:
+    """The channel arguments; docs/api-service.md explains each choice."""
+    return [
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", json.dumps(service_config(retry_attempts))),
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
+        ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+        ("grpc.primary_user_agent", "cassava-api"),
+    ]
+
+
+def error_for(code: grpc.StatusCode, details: str | None) -> ModelServerError:
+    """Classify a gRPC status into the three failures the API distinguishes."""
+    message = f"{code.name}: {details or ''}".strip()
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ModelTimeout(message)
+    if code in _UNAVAILABLE_CODES:
+        return ModelUnavailable(message)
+    return ModelFailed(message)
+
+
+class TFServingClient:
+    """Predict, GetModelMetadata and GetModelStatus of one model over one channel."""
+
+    def __init__(self, address: str, model_name: str, *, version: int | None = None,
+                 signature_name: str = "serving_default", deadline: float = 5.0,
+                 retry_attempts: int = 3) -> None:
+        self.address = address
+        self.model_name = model_name
+        self.pinned_version = version
+        self.signature_name = signature_name
+        self.deadline = deadline
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options(retry_attempts))
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._signatures: dict[int, Signature] = {}  # by model version
+        self._current_version: int | None = None  # the version the server answered with last
+        self._metadata_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _model_spec(self, *, with_signature: bool = False) -> model_pb2.ModelSpec:
+        spec = model_pb2.ModelSpec(name=self.model_name)
+        if self.pinned_version is not None:
+            spec.version.value = self.pinned_version
+        if with_signature:
+            spec.signature_name = self.signature_name
+        return spec
+
+    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: Message) -> Message:
+        try:
+            return await method(request, timeout=self.deadline)
+        except grpc.aio.AioRpcError as error:
+            raise error_for(error.code(), error.details()) from None
+
+    async def available_versions(self) -> list[int]:
+        """Versions of the model that GetModelStatus reports AVAILABLE."""
+        request = get_model_status_pb2.GetModelStatusRequest(model_spec=self._model_spec())
+        reply = await self._call(self._models.GetModelStatus, request)
+        return sorted(status.version for status in reply.model_version_status
+                      if status.state == AVAILABLE)
+
+    async def signature(self) -> Signature:
+        """The serving signature of the version answering now (cached per version)."""
+        cached = self._signatures.get(self._current_version) if self._current_version else None
+        if cached is not None:
+            return cached
+        async with self._metadata_lock:
+            if self._current_version in self._signatures:
+                return self._signatures[self._current_version]
+            request = get_model_metadata_pb2.GetModelMetadataRequest(
+                model_spec=self._model_spec(), metadata_field=["signature_def"])
+            reply = await self._call(self._predictions.GetModelMetadata, request)
+            try:
+                signature = signature_from_metadata(reply, self.signature_name)
+            except SignatureError as error:
+                raise ModelFailed(f"model {self.model_name!r}: {error}") from None
+            log.info("model %s version %d: input %r %dx%d, output %r (%s classes)",
+                     signature.model_name, signature.version, signature.input_name,
+                     signature.height, signature.width, signature.output_name,
+                     signature.num_classes)
+            self._signatures[signature.version] = signature
+            self._current_version = signature.version
+            return signature
+
+    async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
+        """Run one (1, H, W, 3) float32 image through `signature`; return the output row."""
+        request = predict_pb2.PredictRequest(model_spec=self._model_spec(with_signature=True),
+                                             output_filter=[signature.output_name])
+        request.inputs[signature.input_name].CopyFrom(to_tensor_proto(image))
+        try:
+            reply = await self._call(self._predictions.Predict, request)
+        except ModelFailed:
+            self._current_version = None  # e.g. INVALID_ARGUMENT: the signature may have changed
+            raise
+        version = reply.model_spec.version.value if reply.model_spec.HasField("version") \
+            else signature.version
+        if version != self._current_version:
+            log.info("model %s now answers with version %d", self.model_name, version)
+            self._current_version = version  # the next signature() fetches its metadata
+        if signature.output_name not in reply.outputs:
+            raise ModelFailed(f"the reply has no output {signature.output_name!r}")
+        try:
+            values = from_tensor_proto(reply.outputs[signature.output_name])
+        except TensorDecodeError as error:
+            raise ModelFailed(f"unreadable output tensor: {error}") from None
+        if values.ndim != 2 or values.shape[0] != 1:
+            raise ModelFailed(f"output shape {values.shape}, expected (1, classes)")
+        return ModelOutput(values=values[0].astype(np.float64),
+                           model_name=reply.model_spec.name or self.model_name, version=version)

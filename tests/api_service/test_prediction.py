@@ -1,0 +1,42 @@
+"""Softmax row + labels -> response body."""
+
+from __future__ import annotations
+
+import pytest
+from app.labels import Label
+from app.prediction import build_prediction, rank
+from app.schemas import ModelInfo
+
+LABELS = tuple(Label(code, f"name of {code}") for code in ("CBB", "CBSD", "CGM", "CMD", "Healthy"))
+
+
+def test_every_class_sorted_descending() -> None:
+    ranked = rank([0.1, 0.05, 0.2, 0.6, 0.05], LABELS)
+    assert [p.code for p in ranked] == ["CMD", "CGM", "CBB", "CBSD", "Healthy"]  # ties: class order
+    assert [p.probability for p in ranked] == [0.6, 0.2, 0.1, 0.05, 0.05]
+
+
+def test_body_fields() -> None:
+    body = build_prediction([0.1, 0.05, 0.2, 0.6, 0.05], LABELS, threshold=0.5,
+                            model=ModelInfo(name="cassava", version=2), request_id="r1")
+    assert body.model_dump() == {
+        "prediction": "name of CMD", "code": "CMD", "confidence": 0.6, "low_confidence": False,
+        "probabilities": [p.model_dump() for p in rank([0.1, 0.05, 0.2, 0.6, 0.05], LABELS)],
+        "model": {"name": "cassava", "version": 2}, "request_id": "r1"}
+
+
+@pytest.mark.parametrize(("top", "threshold", "low"), [(0.49, 0.5, True), (0.5, 0.5, False)])
+def test_low_confidence_threshold(top: float, threshold: float, low: bool) -> None:
+    rest = (1 - top) / 4
+    body = build_prediction([top, rest, rest, rest, rest], LABELS, threshold=threshold,
+                            model=ModelInfo(name="m", version=1), request_id="r")
+    assert body.low_confidence is low
+
+
+def test_rounding_past_one_is_clamped() -> None:
+    assert rank([1.0000001, 0, 0, 0, 0], LABELS)[0].probability == 1.0
+
+
+def test_count_mismatch_is_refused() -> None:
+    with pytest.raises(ValueError, match="4 outputs for 5 labels"):
+        rank([0.25] * 4, LABELS)
