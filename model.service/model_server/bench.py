@@ -1,0 +1,241 @@
+"""Benchmark single-image Predict over gRPC against the floor (scripts/bench-model-server).
+
+The floor is the same signature called in-process through a session callable; both are measured
+side by side in one run.
+
+The server runs as a child process (`python -m model_server`) on 127.0.0.1 ports; rounds alternate
+between the floor and the server so both see the same machine state, and only one of them is busy at
+a time (the machine has few cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "fixtures"
+AVAILABLE = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def leaf_input(photos: Path) -> np.ndarray:
+    """One real leaf photo with the article's preprocessing, or noise if there is none."""
+    found = sorted(photos.glob("*.jpg"))
+    if not found:
+        return np.random.default_rng(0).random((1, 150, 150, 3), dtype=np.float32)
+    with Image.open(found[0]) as image:
+        array = np.asarray(image.convert("RGB").resize((150, 150)))
+    return np.float32(array / 255.0)[np.newaxis]
+
+
+def floor_callable(version_dir: Path, signature_name: str):
+    """The same signature, loaded the same way, called in-process: what the server cannot beat."""
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
+    signature = meta.signature_def[signature_name]
+    (input_info,) = signature.inputs.values()
+    (output_info,) = signature.outputs.values()
+    fn = session.make_callable(graph.get_tensor_by_name(output_info.name),
+                               feed_list=[graph.get_tensor_by_name(input_info.name)])
+    (input_name,) = signature.inputs
+    return fn, input_name, session
+
+
+def start_server(model_name: str, base_path: Path, port: int, extra: list[str], log_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_server", f"--port={port}", f"--model_name={model_name}",
+         f"--model_base_path={base_path}", *extra],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    status = get_model_status_pb2.GetModelStatusRequest()
+    status.model_spec.name = model_name
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"model server exited: see {log_path}")
+        try:
+            reply = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status,
+                                                                                   timeout=2)
+            if any(v.state == AVAILABLE for v in reply.model_version_status):
+                return proc, channel, log
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"model server not AVAILABLE after 120 s: see {log_path}")
+
+
+def interleaved(first, second, count: int, block: int = 50) -> tuple[list[float], list[float]]:
+    """Time both calls in alternating blocks so that both see the same machine state (a shared
+    VM's speed drifts by tens of percent within seconds). Blocks rather than single calls: each
+    side's idle TensorFlow threads spin for a moment after work and would tax the other side."""
+    a: list[float] = []
+    b: list[float] = []
+    while len(a) < count:
+        for call, samples in ((first, a), (second, b)):
+            for _ in range(min(block, count - len(samples))):
+                started = time.perf_counter()
+                call()
+                samples.append(time.perf_counter() - started)
+    return a, b
+
+
+def throughput(call, threads: int, seconds: float) -> float:
+    """Calls per second with `threads` callers looping for `seconds`."""
+    done = [0] * threads
+    stop = threading.Event()
+
+    def loop(i: int) -> None:
+        while not stop.is_set():
+            call()
+            done[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    time.sleep(seconds)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{cpu}, {os.cpu_count()} logical CPUs (load average {load}), "
+            f"{platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, TensorFlow {tf.__version__}, grpcio "
+            f"{grpc.__version__}")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = np.array(samples) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-name", default="saved_model")
+    parser.add_argument("--base-path", type=Path, default=SHARED / "seed-model" / "saved_model")
+    parser.add_argument("--version", type=int, default=1)
+    parser.add_argument("--signature", default="serving_default")
+    parser.add_argument("--photos", type=Path, default=SHARED / "leaf-photos")
+    parser.add_argument("--calls", type=int, default=2000, help="latency calls of each kind")
+    parser.add_argument("--threads", type=int, default=4, help="callers for throughput")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput measurement")
+    parser.add_argument("--server-flag", action="append", default=[],
+                        help="extra flag for the server, e.g. --server-flag=--grpc_max_threads=4")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    batch = leaf_input(args.photos)
+    fn, input_name, session = floor_callable(args.base_path / str(args.version), args.signature)
+    port = free_port()
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-model-server-{port}.log"
+    proc, channel, log = start_server(args.model_name, args.base_path, port, args.server_flag,
+                                      log_path)
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = args.model_name
+        request.model_spec.signature_name = args.signature
+        tensor = request.inputs[input_name]
+        tensor.dtype = types_pb2.DT_FLOAT
+        for size in batch.shape:
+            tensor.tensor_shape.dim.add().size = size
+        tensor.tensor_content = batch.tobytes()
+
+        def floor_call():
+            return fn(batch)
+
+        def server_call():
+            return stub.Predict(request, timeout=30)
+
+        reply = server_call()
+        (output,) = reply.outputs.values()
+        difference = float(np.max(np.abs(tf.make_ndarray(output) - floor_call())))
+        interleaved(floor_call, server_call, 50)  # warm-up
+        floor_samples, server_samples = interleaved(floor_call, server_call, args.calls)
+        floor, server = percentiles(floor_samples), percentiles(server_samples)
+        results = {
+            "machine": machine(),
+            "model": f"{args.model_name} v{args.version} ({args.base_path})",
+            "calls": args.calls,
+            "max_abs_diff_server_vs_floor": difference,
+            "floor": {**floor, "throughput_1": throughput(floor_call, 1, args.seconds),
+                      f"throughput_{args.threads}": throughput(floor_call, args.threads,
+                                                               args.seconds)},
+            "server": {**server, "throughput_1": throughput(server_call, 1, args.seconds),
+                       f"throughput_{args.threads}": throughput(server_call, args.threads,
+                                                                args.seconds)},
+        }
+        results["added_p50_ms"] = server["p50_ms"] - floor["p50_ms"]
+        results["added_p99_ms"] = server["p99_ms"] - floor["p99_ms"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        channel.close()
+        session.close()
+
+    print(f"machine: {results['machine']}")
+    print(f"model:   {results['model']}; {results['calls']} single-image calls each, "
+          f"max |server - floor| = {difference:.2e}")
+    print(f"{'':24}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'1 caller/s':>12}"
+          f"{f'{args.threads} callers/s':>13}")
+    for name, row in (("in-process (floor)", results["floor"]), ("gRPC server", results["server"])):
+        print(f"{name:24}{row['p50_ms']:9.2f}{row['p99_ms']:9.2f}{row['mean_ms']:9.2f}"
+              f"{row['throughput_1']:12.1f}{row[f'throughput_{args.threads}']:13.1f}")
+    print(f"server adds {results['added_p50_ms']:.2f} ms at p50, "
+          f"{results['added_p99_ms']:.2f} ms at p99 (target: <= 1 ms at p50)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""tensorflow_model_server's command-line flags: `--flag=value`, `--flag value`, bools as `--flag`.
+
+Flags the real server knows but this one does not implement are accepted and ignored with a warning,
+so a command line written for TF Serving (e.g. `--enable_batching`) starts this server unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TRUE_WORDS = {"true", "1", "yes", "t", "y"}
+FALSE_WORDS = {"false", "0", "no", "f", "n"}
+
+# TF Serving flags this server does not implement (main.cc, 2.x): accepted, ignored, warned about.
+IGNORED_TF_SERVING_FLAGS = frozenset({
+    "grpc_socket_path", "rest_api_timeout_in_ms", "rest_api_enable_cors_support",
+    "enable_batching", "allow_version_labels_for_unavailable_models", "batching_parameters_file",
+    "model_config_file_poll_wait_seconds", "num_load_threads", "num_unload_threads",
+    "flush_filesystem_caches", "tensorflow_session_parallelism", "use_alts_credentials",
+    "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
+    "grpc_channel_arguments", "enable_model_warmup", "num_request_iterations_for_warmup",
+    "monitoring_config_file", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
+    "num_tflite_interpreters_per_pool", "num_tflite_pools", "enable_signature_method_name_check",
+    "xla_cpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
+    "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service",
+    "use_tflite_model", "tensorflow_session_config_file",
+    "rest_api_num_threads", "enable_batching_dynamic_padding", "tfrt_runtime",
+    "use_tfrt", "enable_cors_support",
+})
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: type  # int, float, str or bool
+    default: object
+    help: str
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("port", int, 8500, "TCP port for gRPC (TF Serving binds 0.0.0.0)"),
+    Flag("rest_api_port", int, 0, "TCP port for the HTTP/REST API; 0 = off"),
+    Flag("model_name", str, "default", "name of the model (single-model mode)"),
+    Flag("model_base_path", str, "", "path of the model's versions (single-model mode)"),
+    Flag("model_config_file", str, "", "text-format ModelServerConfig (model_config_list)"),
+    Flag("file_system_poll_wait_seconds", int, 1,
+         "seconds between polls of the model directories; 0 = poll once, < 0 = never"),
+    Flag("saved_model_tags", str, "serve", "comma-separated MetaGraphDef tags to load"),
+    Flag("max_num_load_retries", int, 5, "retries of a failed version load"),
+    Flag("load_retry_interval_micros", int, 60_000_000, "wait between load retries"),
+    Flag("tensorflow_intra_op_parallelism", int, 0, "threads per TF op; 0 = TF chooses"),
+    Flag("tensorflow_inter_op_parallelism", int, 0, "threads across TF ops; 0 = TF chooses"),
+    Flag("grpc_max_threads", int, 8, "gRPC worker threads"),
+    Flag("predict_response_tensor_serialization_option", str, "as_proto_field",
+         "reply tensors as typed value fields (TF Serving's default) or as_proto_content "
+         "(tensor_content) (this server's own flag)"),
+    Flag("version", bool, False, "print the version and exit"),
+)
+FLAGS_BY_NAME = {flag.name: flag for flag in FLAGS}
+
+
+class FlagError(ValueError):
+    """A command line that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class ParsedFlags:
+    values: dict[str, object]
+    ignored: tuple[str, ...]  # TF Serving flags given but not implemented here
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def convert(flag: Flag, text: str) -> object:
+    """Turn a flag's text into its type, the way gflags/absl would accept it."""
+    try:
+        if flag.kind is bool:
+            word = text.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(text)
+        return flag.kind(text)
+    except ValueError:
+        raise FlagError(f"invalid value for --{flag.name}: {text!r}") from None
+
+
+def parse(argv: list[str]) -> ParsedFlags:
+    """Parse tensorflow_model_server's command line; unknown non-TF-Serving flags are errors."""
+    values: dict[str, object] = {flag.name: flag.default for flag in FLAGS}
+    ignored: list[str] = []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("-") or arg in {"-", "--"}:
+            raise FlagError(f"unexpected argument {arg!r}")
+        name, has_value, text = arg.lstrip("-").partition("=")
+        name = name.replace("-", "_")
+        flag = FLAGS_BY_NAME.get(name)
+        negated = flag is None and name.startswith("no") and FLAGS_BY_NAME.get(name[2:])
+        if negated and negated.kind is bool and not has_value:
+            values[negated.name] = False
+            continue
+        if flag is None:
+            if {name, name.removeprefix("no")} & IGNORED_TF_SERVING_FLAGS:
+                ignored.append(name)
+                # `--flag value` form: swallow the value of an ignored flag too.
+                if not has_value and args and not args[0].startswith("-"):
+                    args.pop(0)
+                continue
+            raise FlagError(f"unknown command line flag '{name}'")
+        if not has_value:
+            if flag.kind is bool:
+                # `--flag`, or `--flag true|false` like absl allows.
+                if args and args[0].lower() in TRUE_WORDS | FALSE_WORDS:
+                    text = args.pop(0)
+                else:
+                    text = "true"
+            elif args:
+                text = args.pop(0)
+            else:
+                raise FlagError(f"flag --{name} is missing its value")
+        values[flag.name] = convert(flag, text)
+    return ParsedFlags(values, tuple(ignored))
+
+
+def usage() -> str:
+    lines = ["usage: tensorflow_model_server [--flag=value ...]", "Flags:"]
+    for flag in FLAGS:
+        lines.append(f"  {f'--{flag.name}={flag.default}':<48} {flag.help}")
+    lines.append("Accepted for compatibility and ignored: " + ", ".join(
+        f"--{name}" for name in sorted(IGNORED_TF_SERVING_FLAGS)))
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Wire flags, models, pollers and servers together; stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked for it; set before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from model_server import __version__, config, flags, logs
+
+GRPC_STOP_GRACE_SECONDS = 0.5
+
+
+def _configs(parsed: flags.ParsedFlags) -> list[config.ModelConfig]:
+    if parsed.model_config_file:
+        return config.load_model_config_file(Path(parsed.model_config_file))
+    return config.single_model(parsed.model_name, parsed.model_base_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = logs.setup()
+    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv):
+        print(flags.usage())
+        return 0
+    try:
+        parsed = flags.parse(argv)
+    except flags.FlagError as error:
+        print(f"ERROR: {error}\n\n{flags.usage()}", file=sys.stderr)
+        return 2
+    if parsed.version:
+        print(f"TensorFlow ModelServer: {__version__}-compatible (model_server, Python)")
+        return 0
+    for name in parsed.ignored:
+        log.warning(f"Flag --{name} is accepted for compatibility with tensorflow_model_server "
+                    "but ignored by this server")
+    if parsed.predict_response_tensor_serialization_option not in ("as_proto_field",
+                                                                    "as_proto_content"):
+        print("ERROR: --predict_response_tensor_serialization_option must be as_proto_field or "
+              "as_proto_content", file=sys.stderr)
+        return 2
+    try:
+        models = _configs(parsed)
+    except config.ConfigError as error:
+        log.error(str(error))
+        return 1
+    if parsed.model_config_file:
+        log.info(f"Loading model config from {parsed.model_config_file}")
+    else:
+        log.info("Building single TensorFlow model file config:  model_name: "
+                 f"{parsed.model_name} model_base_path: {parsed.model_base_path}")
+
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        log.info(f"Received {signal.Signals(signum).name}: shutting down")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    # TensorFlow loads only now, after the cheap checks (and with the signal handlers in place).
+    from model_server import grpc_service, rest, servable
+    from model_server.manager import ModelRegistry, ModelVersions
+
+    tags = [t for t in parsed.saved_model_tags.split(",") if t]
+    session_config = servable.session_config(parsed.tensorflow_intra_op_parallelism,
+                                             parsed.tensorflow_inter_op_parallelism)
+
+    def load(name: str, version: int, path: Path):
+        log.info(f"Reading SavedModel from: {path}")
+        return servable.load(name, version, path, tags, session_config)
+
+    log.info("Adding/updating models.")
+    managed = []
+    for model in models:
+        log.info(f"(Re-)adding model: {model.name} (base path {model.base_path}, version policy "
+                 f"{model.policy.describe()})")
+        managed.append(ModelVersions(model, load, stop, parsed.max_num_load_retries,
+                                     parsed.load_retry_interval_micros / 1e6))
+    registry = ModelRegistry(managed)
+
+    try:
+        grpc_server = grpc_service.start(
+            registry, parsed.port, parsed.grpc_max_threads,
+            parsed.predict_response_tensor_serialization_option == "as_proto_content")
+    except RuntimeError as error:
+        log.error(f"Failed to start the gRPC server on 0.0.0.0:{parsed.port}: {error}")
+        return 1
+    log.info(f"Running gRPC ModelServer at 0.0.0.0:{parsed.port} ...")
+    rest_server = None
+    if parsed.rest_api_port:
+        try:
+            rest_server, _ = rest.start(registry, parsed.rest_api_port)
+        except OSError as error:
+            log.error(f"Failed to start HTTP Server at localhost:{parsed.rest_api_port}: {error}")
+            grpc_server.stop(0)
+            return 1
+        log.info(f"Exporting HTTP/REST API at:localhost:{parsed.rest_api_port} ...")
+
+    for model in managed:
+        threading.Thread(target=model.run, args=(parsed.file_system_poll_wait_seconds,),
+                         name=f"poll-{model.name}", daemon=True).start()
+
+    while not stop.wait(3600):
+        pass
+    if rest_server is not None:
+        rest_server.shutdown()
+        rest_server.server_close()
+    grpc_server.stop(GRPC_STOP_GRACE_SECONDS).wait(GRPC_STOP_GRACE_SECONDS + 0.5)
+    log.info("Server stopped.")
+    for handler in log.handlers:
+        handler.flush()
+    # A poller may be inside a TensorFlow load that cannot be interrupted: do not wait for it,
+    # and skip interpreter teardown, which can stall on TensorFlow's threads.
+    sys.stdout.flush()
+    os._exit(0)
