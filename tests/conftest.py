@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.local_stack import LocalStack, start_local_stack
 from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import (
     DEMO_MODEL_NAME,
@@ -21,7 +22,7 @@ from tests.support.paths import (
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not SHARED_DIR.is_dir():
-        raise pytest.UsageError(f"{SHARED_DIR} is missing: the tests read ../shared beside the repo")
+        raise pytest.UsageError(f"{SHARED_DIR} is missing: tests read ../shared beside the repo")
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +60,31 @@ def demo_model_server(logs_dir: Path) -> Iterator[RunningModelServer]:
     server = start_model_server(DEMO_MODEL_NAME, MODEL_REPOSITORY / DEMO_MODEL_NAME, logs_dir)
     yield server
     server.stop()
+
+
+# --- The no-Docker stack (scripts/run-local) ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def local_stack(logs_dir: Path) -> Iterator[LocalStack]:
+    """scripts/run-local on free ports with the article's model, shared by the session.
+    Do not kill its services: use local_stack_factory for that."""
+    stack = start_local_stack(logs_dir)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def local_stack_factory(logs_dir: Path) -> Iterator[Callable[..., LocalStack]]:
+    """Start private stacks (start_local_stack's keyword arguments, e.g. keep_going=True to
+    survive stack.stop_service("api"), or env={"MAX_UPLOAD_BYTES": "50000"}); all stopped after
+    the test."""
+    stacks: list[LocalStack] = []
+
+    def start(**kwargs: object) -> LocalStack:
+        stack = start_local_stack(logs_dir, **kwargs)  # type: ignore[arg-type]
+        stacks.append(stack)
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()

@@ -50,6 +50,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("load_retry_interval_micros", int, 60_000_000, "wait between load retries"),
     Flag("tensorflow_intra_op_parallelism", int, 0, "threads per TF op; 0 = TF chooses"),
     Flag("tensorflow_inter_op_parallelism", int, 0, "threads across TF ops; 0 = TF chooses"),
+    Flag("bind_address", str, "0.0.0.0",
+         "address the gRPC and REST ports bind to; TF Serving always binds 0.0.0.0 "
+         "(this server's own flag, so a laptop can keep it on 127.0.0.1)"),
     Flag("grpc_max_threads", int, 8, "gRPC worker threads"),
     Flag("predict_response_tensor_serialization_option", str, "as_proto_field",
          "reply tensors as typed value fields (TF Serving's default) or as_proto_content "

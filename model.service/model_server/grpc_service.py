@@ -60,8 +60,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return handlers.get_model_status(self.registry, request)
 
 
-def start(registry: ModelRegistry, port: int, threads: int, reply_as_content: bool) -> grpc.Server:
-    """Bind 0.0.0.0:port like TF Serving and start serving; RuntimeError if the port is taken."""
+def start(registry: ModelRegistry, address: str, port: int, threads: int,
+          reply_as_content: bool) -> grpc.Server:
+    """Bind address:port (TF Serving: 0.0.0.0) and start serving; RuntimeError if taken."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -71,6 +72,6 @@ def start(registry: ModelRegistry, port: int, threads: int, reply_as_content: bo
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(registry, reply_as_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
-    server.add_insecure_port(f"0.0.0.0:{port}")
+    server.add_insecure_port(f"{address}:{port}")
     server.start()
     return server

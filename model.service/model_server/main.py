@@ -87,16 +87,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         grpc_server = grpc_service.start(
-            registry, parsed.port, parsed.grpc_max_threads,
+            registry, parsed.bind_address, parsed.port, parsed.grpc_max_threads,
             parsed.predict_response_tensor_serialization_option == "as_proto_content")
     except RuntimeError as error:
-        log.error(f"Failed to start the gRPC server on 0.0.0.0:{parsed.port}: {error}")
+        log.error(f"Failed to start the gRPC server on {parsed.bind_address}:{parsed.port}: "
+                  f"{error}")
         return 1
-    log.info(f"Running gRPC ModelServer at 0.0.0.0:{parsed.port} ...")
+    log.info(f"Running gRPC ModelServer at {parsed.bind_address}:{parsed.port} ...")
     rest_server = None
     if parsed.rest_api_port:
         try:
-            rest_server, _ = rest.start(registry, parsed.rest_api_port)
+            rest_server, _ = rest.start(registry, parsed.bind_address, parsed.rest_api_port)
         except OSError as error:
             log.error(f"Failed to start HTTP Server at localhost:{parsed.rest_api_port}: {error}")
             grpc_server.stop(0)

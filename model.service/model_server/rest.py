@@ -167,10 +167,11 @@ class RestServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start(registry: ModelRegistry, port: int) -> tuple[RestServer, threading.Thread]:
-    """Serve the REST API on 0.0.0.0:port in a background thread."""
+def start(registry: ModelRegistry, address: str, port: int
+          ) -> tuple[RestServer, threading.Thread]:
+    """Serve the REST API on address:port in a background thread."""
     handler = type("BoundHandler", (Handler,), {"api": RestApi(registry)})
-    server = RestServer(("0.0.0.0", port), handler)
+    server = RestServer((address, port), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="rest", daemon=True)
     thread.start()

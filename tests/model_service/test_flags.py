@@ -17,6 +17,7 @@ def test_defaults_match_tensorflow_model_server():
     assert parsed.model_name == "default"
     assert parsed.file_system_poll_wait_seconds == 1
     assert parsed.saved_model_tags == "serve"
+    assert parsed.bind_address == "0.0.0.0"
 
 
 def test_equals_and_separate_value_forms():

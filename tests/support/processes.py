@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -60,7 +61,7 @@ class ManagedProcess:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+            except Exception:  # not ready yet, whatever the reason
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{self.name}: no {what} after {timeout}s:\n{self.log()[-4000:]}")
@@ -73,17 +74,11 @@ class ManagedProcess:
         """SIGTERM, then SIGKILL to the whole process group if it lingers."""
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
         self._log.close()
         return self.proc.returncode

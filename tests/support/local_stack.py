@@ -1,0 +1,203 @@
+"""Run scripts/run-local (the whole no-Docker stack) for tests, and talk to it through Traefik.
+
+Every request goes to 127.0.0.1 with an explicit Host header, so no name resolution is needed;
+browsers (Chromium resolves *.localhost to 127.0.0.1) can use `stack.url(host, path)` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
+from tests.support.processes import free_port
+
+UI_HOST = "ui.service.localhost"
+API_HOST = "api.service.localhost"
+SERVICE_NAMES = ("model-server", "api", "nginx", "traefik")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Live pids whose process group is pgid (a child's grandchildren, e.g. nginx workers)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@dataclass
+class LocalStack:
+    """A running scripts/run-local: its port, its children's pids, helpers to send requests."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    run_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    # -- addresses and requests ----------------------------------------------------------------
+    def url(self, host: str, path: str = "/") -> str:
+        """The URL a browser opens (host resolved to 127.0.0.1 by Chromium)."""
+        return f"http://{host}:{self.port}{path}"
+
+    def request(self, method: str, host: str, path: str = "/", *,
+                headers: Mapping[str, str] | None = None, timeout: float = 60.0,
+                **kwargs: Any) -> httpx.Response:
+        """One request to Traefik on 127.0.0.1 with `Host: host`."""
+        return httpx.request(method, f"http://127.0.0.1:{self.port}{path}",
+                             headers={"Host": host, **(headers or {})}, timeout=timeout,
+                             **kwargs)
+
+    def get(self, host: str, path: str = "/", **kwargs: Any) -> httpx.Response:
+        return self.request("GET", host, path, **kwargs)
+
+    def post(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", host, path, **kwargs)
+
+    def predict(self, host: str, path: str, photo: Path | bytes,
+                content_type: str = "image/jpeg", **kwargs: Any) -> httpx.Response:
+        """POST a photo as multipart field image_to_predict."""
+        data = photo if isinstance(photo, bytes) else photo.read_bytes()
+        return self.post(host, path, files={"image_to_predict": ("leaf.jpg", data, content_type)},
+                         **kwargs)
+
+    # -- processes -----------------------------------------------------------------------------
+    @property
+    def services(self) -> dict[str, int]:
+        """Service name -> pid of its main process (as the runner started it)."""
+        return {name: info["pid"] for name, info in self.state["services"].items()}
+
+    def service_ports(self, name: str) -> dict[str, int]:
+        return dict(self.state["services"][name]["ports"])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop_service(self, name: str, signum: int = signal.SIGKILL, timeout: float = 15) -> None:
+        """Kill one child (and its process group), e.g. the API for "dependency down" tests.
+        Start the stack with keep_going=True, or the runner stops everything when a child dies."""
+        pid = self.services[name]
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            raise TimeoutError(f"{name} (pid {pid}) still alive {timeout}s after {signum}")
+
+    def pause_service(self, name: str) -> None:
+        """SIGSTOP a child: it stays bound to its port but answers nothing (a hung service)."""
+        os.killpg(self.services[name], signal.SIGSTOP)
+
+    def resume_service(self, name: str) -> None:
+        os.killpg(self.services[name], signal.SIGCONT)
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM to the runner (it stops its children); SIGKILL everything if it lingers."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for pid in self.services.values() if self.state else ():
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # in case the runner failed to: no orphans
+        return self.process.returncode
+
+
+def launch_run_local(log_path: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """scripts/run-local with the given environment, its output in log_path."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([str(SCRIPTS_DIR / "run-local")], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **env}, start_new_session=True)
+
+
+def start_local_stack(log_dir: Path, *, port: int | None = None,
+                      model_base_path: Path = SEED_MODEL_BASE_PATH.parent,
+                      model_name: str = SEED_MODEL_NAME, keep_going: bool = False,
+                      env: Mapping[str, str] | None = None, wait: bool = True,
+                      timeout: float = 300.0) -> LocalStack:
+    """Start scripts/run-local on a free port (internal ports free too) and wait until it says
+    every service is ready. Defaults to the article's model (../shared), always present."""
+    port = port or free_port()
+    run_dir = log_dir / f"run-local-{port}"
+    full_env = {
+        "PORT": str(port),
+        "MODEL_BASE_PATH": str(model_base_path),
+        "MODEL_NAME": model_name,
+        "RUN_DIR": str(run_dir),
+        "READY_TIMEOUT": str(int(timeout)),
+        "NO_COLOR": "1",
+        **({"RUN_LOCAL_KEEP_GOING": "1"} if keep_going else {}),
+        **(env or {}),
+    }
+    log_path = log_dir / f"run-local-{port}.log"
+    stack = LocalStack(launch_run_local(log_path, full_env), port, run_dir, log_path, full_env)
+    if wait:
+        try:
+            wait_until_ready(stack, timeout + 30)
+        except Exception:
+            stack.stop()
+            raise
+    return stack
+
+
+def wait_until_ready(stack: LocalStack, timeout: float) -> None:
+    """Poll the runner's state file until it reports ready; fail with its log if it exits."""
+    state_file = stack.run_dir / "services.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state_file.is_file():
+            with contextlib.suppress(json.JSONDecodeError):  # being replaced right now
+                stack.state = json.loads(state_file.read_text())
+        if not stack.alive():
+            raise RuntimeError(f"run-local exited ({stack.process.returncode}) before ready:\n"
+                               f"{stack.log()[-6000:]}")
+        if stack.state.get("ready"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"run-local not ready after {timeout}s:\n{stack.log()[-6000:]}")

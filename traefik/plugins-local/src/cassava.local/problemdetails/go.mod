@@ -1,0 +1,3 @@
+module cassava.local/problemdetails
+
+go 1.22
