@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app.core.body_limit import BodySizeLimitMiddleware
-from app.core.problems import ProblemError, problem_response
 from starlette.types import Message, Receive, Scope, Send
 
+from app.core.body_limit import BodySizeLimitMiddleware
+from app.core.problems import ProblemError, problem_response
 from tests.api_service.conftest import FIELD, PROBLEM_JSON, ApiServer, api_env, start_api
 
 CAP = 1000

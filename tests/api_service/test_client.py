@@ -14,6 +14,7 @@ from typing import TypeVar
 import grpc
 import numpy as np
 import pytest
+
 from app.imaging import image_to_tensor
 from app.labels import load_labels
 from app.predictor import Predictor
@@ -26,7 +27,6 @@ from app.tfserving.client import (
     error_for,
     service_config,
 )
-
 from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import SEED_LABELS, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from app.core.config import Settings
 from app.main import create_app
-
 from tests.api_service.conftest import FIELD, PROBLEM_JSON, api_env, start_api
 from tests.support.paths import SEED_LABELS
 

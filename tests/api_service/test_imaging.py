@@ -10,9 +10,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import leafsynth
 import numpy as np
 import pytest
+from PIL import Image, ImageFile, JpegImagePlugin
+
+import leafsynth
 from app.imaging import (
     DCT_SCALES,
     EmptyImage,
@@ -25,7 +27,6 @@ from app.imaging import (
     image_to_tensor,
     sniff_format,
 )
-from PIL import Image, ImageFile, JpegImagePlugin
 
 MAX_PIXELS = 40_000_000
 WHITE = (1.0, 1.0, 1.0)

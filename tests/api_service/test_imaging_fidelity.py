@@ -13,12 +13,12 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import leafsynth
 import numpy as np
 import pytest
-from app.imaging import dct_scale, image_to_tensor
 from PIL import Image
 
+import leafsynth
+from app.imaging import dct_scale, image_to_tensor
 from tests.support.paths import SEED_MODEL_BASE_PATH
 
 pytestmark = pytest.mark.slow

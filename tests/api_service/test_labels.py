@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app.labels import Label, LabelsError, load_labels, parse_labels
 
+from app.labels import Label, LabelsError, load_labels, parse_labels
 from tests.support.paths import SEED_LABELS
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from app.labels import load_labels
 from app.schemas import PredictionResponse
-
 from tests.api_service.conftest import FIELD
 from tests.support.paths import SEED_LABELS, leaf_photos
 

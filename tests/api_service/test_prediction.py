@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from app.labels import Label
 from app.prediction import build_prediction, rank
 from app.schemas import ModelInfo

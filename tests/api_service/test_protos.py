@@ -9,15 +9,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from app.tfserving.protos import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    meta_graph_pb2,
-    model_service_pb2,
-    predict_pb2,
-    prediction_service_pb2,
-    tensor_pb2,
-)
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
@@ -28,6 +19,15 @@ from tensorflow_serving.apis import model_service_pb2 as tf_model_service_pb2
 from tensorflow_serving.apis import predict_pb2 as tf_predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2 as tf_prediction_service_pb2
 
+from app.tfserving.protos import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    meta_graph_pb2,
+    model_service_pb2,
+    predict_pb2,
+    prediction_service_pb2,
+    tensor_pb2,
+)
 from tests.api_service.conftest import API_DIR
 from tests.support.paths import SCRIPTS_DIR
 

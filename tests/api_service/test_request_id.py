@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from app.core.request_id import choose_request_id
 
 

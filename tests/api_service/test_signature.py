@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from app.tfserving.protos import get_model_metadata_pb2
-from app.tfserving.signature import Signature, SignatureError, signature_from_metadata
 from tensorflow.core.protobuf import meta_graph_pb2 as tf_meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2 as tf_metadata_pb2
+
+from app.tfserving.protos import get_model_metadata_pb2
+from app.tfserving.signature import Signature, SignatureError, signature_from_metadata
 
 
 def metadata(inputs: dict[str, tuple[int, list[int]]], outputs: dict[str, list[int]],

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
+
 from app.tfserving.protos import tensor_pb2, types_pb2
 from app.tfserving.tensors import TensorDecodeError, from_tensor_proto, to_tensor_proto
-from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "uint8", "float16"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from model_server import flags
 
+from model_server import flags
 from tests.support.paths import SCRIPTS_DIR
 
 

@@ -6,9 +6,9 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from model_server import servable
 from model_server.errors import ServingError
-
 from tests.model_service.clients import INPUT, OUTPUT, SEED_VERSION_DIR
 
 pytestmark = pytest.mark.slow

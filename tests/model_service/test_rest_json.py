@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
+
 from model_server import rest_json
 from model_server.errors import ServingError
 from model_server.servable import Signature
-from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import meta_graph_pb2
 
 
 def signature(**inputs: tuple[int, list[int]]) -> Signature:

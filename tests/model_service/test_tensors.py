@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_server import tensors
 from tensorflow.core.framework import tensor_pb2, types_pb2
+
+from model_server import tensors
 
 # (dtype, TF dtype, values for the typed field)
 TYPED = [
