@@ -1,0 +1,51 @@
+// Service worker: keeps the app shell so the page opens offline. API answers are never cached.
+// Bump VERSION whenever a shell file changes: the new worker fills a new cache, drops the old ones.
+const VERSION = 'v1';
+const CACHE = `cassava-shell-${VERSION}`;
+const SHELL = [
+  './', 'app.js', 'styles.css', 'manifest.webmanifest', 'icons/icon.svg',
+  'i18n/en.json', 'i18n/fr.json', 'i18n/sw.json', 'i18n/pt.json',
+];
+const SCOPE = new URL('./', self.location).href;
+const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, SCOPE).href));
+const INDEX_URLS = new Set([SCOPE, new URL('index.html', SCOPE).href]);
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((names) => Promise.all(names.filter((name) => name !== CACHE).map((name) => caches.delete(name))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+/** The cache key of a request, or null when the worker leaves it to the network. */
+function shellKey(request) {
+  if (request.method !== 'GET') return null;
+  const url = new URL(request.url);
+  url.search = '';
+  url.hash = '';
+  if (INDEX_URLS.has(url.href)) return SCOPE;
+  return SHELL_URLS.has(url.href) ? url.href : null; // /api/... is never in the shell
+}
+
+self.addEventListener('fetch', (event) => {
+  const key = shellKey(event.request);
+  if (!key) return;
+  // Cached copy at once (fast on 2G, works offline); refreshed in the background for next time.
+  event.respondWith(caches.open(CACHE).then(async (cache) => {
+    const refresh = fetch(event.request).then((response) => {
+      if (response.ok) return cache.put(key, response.clone()).then(() => response);
+      return response;
+    });
+    const cached = await cache.match(key);
+    if (cached) {
+      event.waitUntil(refresh.catch(() => undefined));
+      return cached;
+    }
+    return refresh;
+  }));
+});
