@@ -1,0 +1,125 @@
+"""Publishing into a TF Serving model repository (<base>/<name>/<version>/) without ever exposing
+a half-written version: build in a hidden temporary directory beside the versions, fsync, rename.
+
+A polling server (ours or TF Serving) only considers all-digit directory names, so the staging
+directory (".tmp-...") is invisible to it, and rename(2) makes the finished version appear at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+class PublishError(Exception):
+    """A version could not be published (the message says why, for the command line)."""
+
+
+class VersionExistsError(PublishError):
+    pass
+
+
+def versions(model_dir: Path) -> list[int]:
+    """Version numbers present under a model directory (all-digit subdirectories), ascending."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.name.isascii() and p.name.isdigit() and p.is_dir())
+
+
+def next_version(model_dir: Path) -> int:
+    present = versions(model_dir)
+    return present[-1] + 1 if present else 1
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory under root, so a crash cannot leave a renamed but empty
+    version behind."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_version(model_dir: Path, write: Callable[[Path], None],
+                    version: int | None = None) -> Path:
+    """Call write(path) to create a SavedModel at a fresh path, then move it to
+    model_dir/<version> atomically. version=None takes the next number. Returns the version dir.
+
+    Refuses to replace an existing version. On any failure the staging directory is removed and
+    no version directory appears.
+    """
+    if version is not None and version < 1:
+        raise PublishError(f"version must be a positive integer, got {version}")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    number = next_version(model_dir) if version is None else version
+    final = model_dir / str(number)
+    if final.exists():
+        raise VersionExistsError(f"version {number} already exists at {final}; "
+                                 "versions are immutable: choose another --version or omit it")
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=model_dir))
+    try:
+        built = staging / str(number)
+        write(built)
+        if not built.is_dir():
+            raise PublishError(f"nothing was written for version {number}")
+        _fsync_tree(built)
+        if final.exists():  # another writer took the number meanwhile
+            raise VersionExistsError(f"version {number} appeared at {final} while writing")
+        os.rename(built, final)
+        _fsync_dir(model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def write_labels(model_dir: Path, labels: list[dict]) -> Path:
+    """Write <model_dir>/labels.json atomically (the API reads it beside the versions)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    target = model_dir / "labels.json"
+    fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".json", dir=model_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(labels, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the API (another user) reads it
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(model_dir)
+    return target
+
+
+def read_labels(path: Path) -> list[dict]:
+    """A labels file: a JSON list of objects with at least "code" and "name"."""
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PublishError(f"cannot read labels {path}: {exc}") from exc
+    def valid(entry: object) -> bool:
+        return (isinstance(entry, dict) and isinstance(entry.get("code"), str)
+                and isinstance(entry.get("name"), str))
+
+    if not isinstance(labels, list) or not labels or not all(valid(x) for x in labels):
+        raise PublishError(f"labels {path} must be a non-empty JSON list of "
+                           '{"code": ..., "name": ...} objects in class-index order')
+    return labels
