@@ -21,6 +21,8 @@ from tests.support.paths import SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
 
 SEED_VERSION_DIR = SEED_MODEL_BASE_PATH / "1"
 INPUT, OUTPUT = "conv2d_4_input", "dense_3"
+# A valid input for the article's model when the values do not matter.
+GREY_IMAGE = np.full((1, 150, 150, 3), 0.25, np.float32)
 AVAILABLE, END = 30, 50
 
 

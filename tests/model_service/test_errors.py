@@ -9,6 +9,7 @@ import pytest
 from tensorflow.core.framework import types_pb2
 
 from tests.model_service.clients import (
+    GREY_IMAGE,
     INPUT,
     error_of,
     metadata_request,
@@ -19,19 +20,18 @@ from tests.model_service.clients import (
 from tests.support.paths import SEED_MODEL_NAME
 
 pytestmark = pytest.mark.slow
-IMAGE = np.full((1, 150, 150, 3), 0.25, np.float32)
 
 
 def unknown_model():
-    return predict_request(IMAGE, model="no_such_model")
+    return predict_request(GREY_IMAGE, model="no_such_model")
 
 
 def unknown_version():
-    return predict_request(IMAGE, version=7)
+    return predict_request(GREY_IMAGE, version=7)
 
 
 def wrong_input_key():
-    return predict_request(IMAGE, input_name="image")
+    return predict_request(GREY_IMAGE, input_name="image")
 
 
 def wrong_dtype():
@@ -56,31 +56,31 @@ def empty_request():
 
 
 def short_tensor_content():
-    request = predict_request(IMAGE)
+    request = predict_request(GREY_IMAGE)
     request.inputs[INPUT].tensor_content = request.inputs[INPUT].tensor_content[:-4]
     return request
 
 
 def unknown_signature():
-    request = predict_request(IMAGE)
+    request = predict_request(GREY_IMAGE)
     request.model_spec.signature_name = "classify_everything"
     return request
 
 
 def unknown_output_filter():
-    request = predict_request(IMAGE)
+    request = predict_request(GREY_IMAGE)
     request.output_filter.append("logits")
     return request
 
 
 def unknown_version_label():
-    request = predict_request(IMAGE)
+    request = predict_request(GREY_IMAGE)
     request.model_spec.version_label = "stable"
     return request
 
 
 def no_model_spec():
-    request = predict_request(IMAGE)
+    request = predict_request(GREY_IMAGE)
     request.ClearField("model_spec")
     return request
 
@@ -116,8 +116,8 @@ def test_bad_predict_then_good_predict(prediction_stub, reference_predict, case)
     error = error_of(prediction_stub.Predict, build())
     assert error.code() == code, error.details()
     assert message in error.details()
-    served = predict(prediction_stub, IMAGE)
-    assert np.max(np.abs(served - reference_predict(IMAGE))) <= 1e-5
+    served = predict(prediction_stub, GREY_IMAGE)
+    assert np.max(np.abs(served - reference_predict(GREY_IMAGE))) <= 1e-5
 
 
 def test_metadata_errors(prediction_stub):
@@ -155,9 +155,9 @@ BAD_REST = {
     "unknown model": ("POST", "/v1/models/no_such_model:predict", {"instances": [[1.0]]}, 404,
                       "Servable not found for request: Latest(no_such_model)"),
     "unknown version": ("POST", f"/v1/models/{SEED_MODEL_NAME}/versions/7:predict",
-                        {"instances": IMAGE.tolist()}, 404, "Specific(saved_model, 7)"),
+                        {"instances": GREY_IMAGE.tolist()}, 404, "Specific(saved_model, 7)"),
     "wrong input key": ("POST", f"/v1/models/{SEED_MODEL_NAME}:predict",
-                        {"inputs": {"image": IMAGE.tolist()}}, 400,
+                        {"inputs": {"image": GREY_IMAGE.tolist()}}, 400,
                         "input tensor alias not found in signature: image"),
     "wrong shape": ("POST", f"/v1/models/{SEED_MODEL_NAME}:predict",
                     {"instances": [[[0.5, 0.5, 0.5]]]}, 400, "[1,1,3]"),
@@ -172,7 +172,7 @@ BAD_REST = {
     "empty instances": ("POST", f"/v1/models/{SEED_MODEL_NAME}:predict", {"instances": []}, 400,
                         "'instances' is empty"),
     "unknown signature": ("POST", f"/v1/models/{SEED_MODEL_NAME}:predict",
-                          {"signature_name": "nope", "instances": IMAGE.tolist()}, 412,
+                          {"signature_name": "nope", "instances": GREY_IMAGE.tolist()}, 412,
                           'Serving signature key "nope" not found.'),
     "status of unknown model": ("GET", "/v1/models/no_such_model", None, 404,
                                 "Could not find any versions of model no_such_model"),
@@ -189,10 +189,10 @@ def test_bad_rest_request_then_good_one(seed_model_server, reference_predict, ca
     assert reply.status_code == status, reply.text
     assert message in reply.json()["error"]
     good = httpx.post(f"{seed_model_server.rest_url}/v1/models/{SEED_MODEL_NAME}:predict",
-                      json={"instances": IMAGE.tolist()}, timeout=30)
+                      json={"instances": GREY_IMAGE.tolist()}, timeout=30)
     assert good.status_code == 200
     predictions = np.array(good.json()["predictions"], np.float32)
-    assert np.max(np.abs(predictions - reference_predict(IMAGE))) <= 1e-5
+    assert np.max(np.abs(predictions - reference_predict(GREY_IMAGE))) <= 1e-5
 
 
 def test_rest_body_that_is_not_json(seed_model_server):

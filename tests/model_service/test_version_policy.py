@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from tests.model_service.clients import (
     AVAILABLE,
     END,
+    GREY_IMAGE,
     SEED_VERSION_DIR,
     error_of,
     predict_request,
@@ -25,7 +25,6 @@ from tests.model_service.clients import (
 from tests.support.model_server import start_model_server
 
 pytestmark = pytest.mark.slow
-IMAGE = np.full((1, 150, 150, 3), 0.25, np.float32)
 # --enable_batching: a TF Serving flag this server accepts and ignores (with a warning).
 FAST_POLL = ("--file_system_poll_wait_seconds=1", "--max_num_load_retries=0", "--enable_batching")
 
@@ -66,7 +65,7 @@ def test_new_version_rolls_out_without_a_failed_call(served_scratch, scratch_rep
     stop = threading.Event()
 
     def client_loop() -> None:
-        request = predict_request(IMAGE, model="scratch")
+        request = predict_request(GREY_IMAGE, model="scratch")
         while not stop.is_set():
             try:
                 versions_seen.append(
@@ -92,7 +91,7 @@ def test_new_version_rolls_out_without_a_failed_call(served_scratch, scratch_rep
     switch = versions_seen.index(2)
     assert set(versions_seen[switch:]) == {2}  # never back to the old version
     assert states(model_stub, "scratch") == {2: (AVAILABLE, 0, ""), 1: (END, 0, "")}
-    error = error_of(predict_stub.Predict, predict_request(IMAGE, model="scratch", version=1))
+    error = error_of(predict_stub.Predict, predict_request(GREY_IMAGE, model="scratch", version=1))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert server.process.alive()
 
@@ -109,7 +108,7 @@ def test_broken_version_keeps_the_old_one_serving(served_scratch, scratch_reposi
     assert version_2[1] == grpc.StatusCode.DATA_LOSS.value[0]
     assert "saved_model.pb as binary proto" in version_2[2]
     assert states(model_stub, "scratch")[1] == (AVAILABLE, 0, "")
-    reply = predict_stub.Predict(predict_request(IMAGE, model="scratch"), timeout=30)
+    reply = predict_stub.Predict(predict_request(GREY_IMAGE, model="scratch"), timeout=30)
     assert reply.model_spec.version.value == 1
     log = server.process.log()
     assert "Loading servable: {name: scratch version: 2} failed" in log
@@ -122,7 +121,7 @@ def test_unavailable_until_a_complete_version_appears(scratch_repository, logs_d
         with grpc.insecure_channel(server.grpc_target) as channel:
             predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             model_stub = model_service_pb2_grpc.ModelServiceStub(channel)
-            request = predict_request(IMAGE, model="scratch")
+            request = predict_request(GREY_IMAGE, model="scratch")
             server.process.wait_until(
                 lambda: "No versions of servable scratch found" in server.process.log(), 60,
                 "the empty repository noticed")
@@ -193,7 +192,7 @@ def test_model_config_file_with_version_policies(tmp_path, logs_dir):
             assert set(states(model_stub, "newest_two")) == {2, 3}
 
             def version_of(model, **spec):
-                request = predict_request(IMAGE, model=model, **spec)
+                request = predict_request(GREY_IMAGE, model=model, **spec)
                 return predict_stub.Predict(request, timeout=30).model_spec.version.value
 
             assert [version_of("every", version=v) for v in (1, 2, 3)] == [1, 2, 3]
@@ -201,12 +200,12 @@ def test_model_config_file_with_version_policies(tmp_path, logs_dir):
             assert version_of("pinned") == 1
             assert version_of("newest_two") == 3
             assert version_of("newest_two", version=2) == 2
-            labelled = predict_request(IMAGE, model="pinned")
+            labelled = predict_request(GREY_IMAGE, model="pinned")
             labelled.model_spec.version_label = "stable"
             assert predict_stub.Predict(labelled, timeout=30).model_spec.version.value == 1
             for model, version in (("pinned", 2), ("newest_two", 1)):
                 error = error_of(predict_stub.Predict,
-                                 predict_request(IMAGE, model=model, version=version))
+                                 predict_request(GREY_IMAGE, model=model, version=version))
                 assert error.code() == grpc.StatusCode.NOT_FOUND
     finally:
         server.stop()

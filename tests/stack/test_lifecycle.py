@@ -65,7 +65,7 @@ def test_sigterm_stops_every_child(local_stack_factory) -> None:
     pids = every_pid(stack)
     assert len(pids) >= 5 and all(pid_alive(p) for p in pids)  # 4 services + nginx's worker
     stack.signal(signal.SIGTERM)
-    assert stack.process.wait(30) == 0
+    assert stack.process.proc.wait(30) == 0
     assert wait_gone(pids, 5) == set()
     assert "all services stopped" in stack.log()
     assert not (stack.run_dir / "services.json").exists()
@@ -75,7 +75,7 @@ def test_ctrl_c_stops_every_child(local_stack_factory) -> None:
     stack = local_stack_factory()
     pids = every_pid(stack)
     stack.signal(signal.SIGINT)
-    assert stack.process.wait(30) == 0
+    assert stack.process.proc.wait(30) == 0
     assert wait_gone(pids, 5) == set()
 
 
@@ -84,7 +84,7 @@ def test_a_killed_runner_leaves_no_orphans(local_stack_factory) -> None:
     stack = local_stack_factory()
     pids = every_pid(stack)
     stack.signal(signal.SIGKILL)
-    stack.process.wait(10)
+    stack.process.proc.wait(10)
     assert wait_gone(pids, 20) == set()
 
 
@@ -92,7 +92,7 @@ def test_a_dying_service_stops_the_stack(local_stack_factory) -> None:
     stack = local_stack_factory()
     pids = every_pid(stack)
     stack.stop_service("model-server")
-    assert stack.process.wait(30) == 1
+    assert stack.process.proc.wait(30) == 1
     assert "model-server exited" in stack.log()
     assert wait_gone(pids, 5) == set()
 

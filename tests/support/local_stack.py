@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
-from tests.support.processes import free_port
+from tests.support.processes import ManagedProcess, free_port
 
 UI_HOST = "ui.service.localhost"
 API_HOST = "api.service.localhost"
@@ -59,10 +58,9 @@ def process_group_members(pgid: int) -> list[int]:
 class LocalStack:
     """A running scripts/run-local: its port, its children's pids, helpers to send requests."""
 
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     port: int
     run_dir: Path
-    log_path: Path
     env: dict[str, str]
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -102,10 +100,10 @@ class LocalStack:
         return dict(self.state["services"][name]["ports"])
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.alive()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
     def stop_service(self, name: str, signum: int = signal.SIGKILL, timeout: float = 15) -> None:
         """Kill one child (and its process group), e.g. the API for "dependency down" tests.
@@ -129,31 +127,16 @@ class LocalStack:
         os.killpg(self.services[name], signal.SIGCONT)
 
     def signal(self, signum: int) -> None:
-        if self.alive():
-            self.process.send_signal(signum)
+        self.process.signal(signum)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM to the runner (it stops its children); SIGKILL everything if it lingers."""
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        returncode = self.process.stop(timeout)
         for pid in self.services.values() if self.state else ():
             if pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)  # in case the runner failed to: no orphans
-        return self.process.returncode
-
-
-def launch_run_local(log_path: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """scripts/run-local with the given environment, its output in log_path."""
-    with open(log_path, "wb") as log:
-        return subprocess.Popen([str(SCRIPTS_DIR / "run-local")], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **env}, start_new_session=True)
+        return returncode
 
 
 def start_local_stack(log_dir: Path, *, port: int | None = None,
@@ -175,8 +158,8 @@ def start_local_stack(log_dir: Path, *, port: int | None = None,
         **({"RUN_LOCAL_KEEP_GOING": "1"} if keep_going else {}),
         **(env or {}),
     }
-    log_path = log_dir / f"run-local-{port}.log"
-    stack = LocalStack(launch_run_local(log_path, full_env), port, run_dir, log_path, full_env)
+    runner = ManagedProcess(f"run-local-{port}", [SCRIPTS_DIR / "run-local"], log_dir, full_env)
+    stack = LocalStack(runner, port, run_dir, full_env)
     if wait:
         try:
             wait_until_ready(stack, timeout + 30)
@@ -195,7 +178,7 @@ def wait_until_ready(stack: LocalStack, timeout: float) -> None:
             with contextlib.suppress(json.JSONDecodeError):  # being replaced right now
                 stack.state = json.loads(state_file.read_text())
         if not stack.alive():
-            raise RuntimeError(f"run-local exited ({stack.process.returncode}) before ready:\n"
+            raise RuntimeError(f"run-local exited ({stack.process.proc.returncode}) before ready:\n"
                                f"{stack.log()[-6000:]}")
         if stack.state.get("ready"):
             return
