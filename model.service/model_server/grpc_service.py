@@ -1,77 +1,88 @@
-"""tensorflow.serving.PredictionService and ModelService over gRPC (sync server, small pool)."""
+"""tensorflow.serving.PredictionService and ModelService: TF Serving's gRPC methods on protos.
+
+The transport is grpc_server.py (this project's own server core, chosen for latency; see there);
+clients are ordinary gRPC clients: the tests use grpcio with the official tensorflow-serving-api
+stubs.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
-from concurrent import futures
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from google.protobuf.message import DecodeError, Message
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+)
 
-from model_server import handlers
+from model_server import handlers, predict_wire
 from model_server.errors import ServingError
+from model_server.grpc_server import GrpcServer
 from model_server.manager import ModelRegistry
 
 log = logging.getLogger("model_server")
 
-# TF Serving accepts messages up to INT_MAX bytes both ways.
-MAX_MESSAGE_BYTES = 2**31 - 1
+PREDICTION_SERVICE = "/tensorflow.serving.PredictionService/"
+MODEL_SERVICE = "/tensorflow.serving.ModelService/"
+# Methods of the two services this server does not implement, as TF Serving's protos list them.
+UNIMPLEMENTED = frozenset({
+    PREDICTION_SERVICE + "Classify", PREDICTION_SERVICE + "Regress",
+    PREDICTION_SERVICE + "MultiInference", MODEL_SERVICE + "HandleReloadConfigRequest",
+})
 
 
-def _rpc(method):
-    """Answer ServingError with its status code; anything unexpected as INTERNAL, logged."""
-    @functools.wraps(method)
-    def wrapper(self, request, context):
+@dataclass(frozen=True)
+class Method:
+    parse: Callable[[memoryview | bytes], object]  # DecodeError if the bytes are no request
+    handle: Callable[[object], Message]
+
+    def __call__(self, payload: memoryview | bytes) -> tuple[grpc.StatusCode, str, bytes]:
+        """Parse, run, serialise. Never raises: every failure is a status."""
         try:
-            return method(self, request, context)
+            request = self.parse(payload)
+        except DecodeError:
+            return grpc.StatusCode.INTERNAL, "Failed to parse request", b""
+        try:
+            reply = self.handle(request)
         except ServingError as error:
-            context.abort(error.code, error.message)
+            return error.code, error.message, b""
         except Exception as error:
-            log.exception(f"{method.__name__} failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
-    return wrapper
+            log.exception("gRPC method failed")
+            return grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", b""
+        return grpc.StatusCode.OK, "", reply.SerializeToString()
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED."""
-
-    def __init__(self, registry: ModelRegistry, reply_as_content: bool) -> None:
-        self.registry = registry
-        self.reply_as_content = reply_as_content
-
-    @_rpc
-    def Predict(self, request, context):
-        return handlers.predict(self.registry, request, self.reply_as_content)
-
-    @_rpc
-    def GetModelMetadata(self, request, context):
-        return handlers.get_model_metadata(self.registry, request)
+def parse_predict(payload: memoryview | bytes,
+                  ) -> tuple[predict_pb2.PredictRequest, dict[str, memoryview]]:
+    """The request, with the inputs' tensor_content left in the payload where that is possible."""
+    split = predict_wire.split_tensor_content(payload)
+    if split is None:
+        return predict_pb2.PredictRequest.FromString(payload), {}
+    stripped, contents = split
+    return predict_pb2.PredictRequest.FromString(stripped), contents
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus; HandleReloadConfigRequest answers UNIMPLEMENTED."""
-
-    def __init__(self, registry: ModelRegistry) -> None:
-        self.registry = registry
-
-    @_rpc
-    def GetModelStatus(self, request, context):
-        return handlers.get_model_status(self.registry, request)
+def methods(registry: ModelRegistry, reply_as_content: bool) -> dict[str, Method]:
+    return {
+        PREDICTION_SERVICE + "Predict": Method(
+            parse_predict,
+            lambda parsed: handlers.predict(registry, parsed[0], reply_as_content, parsed[1])),
+        PREDICTION_SERVICE + "GetModelMetadata": Method(
+            get_model_metadata_pb2.GetModelMetadataRequest.FromString,
+            lambda request: handlers.get_model_metadata(registry, request)),
+        MODEL_SERVICE + "GetModelStatus": Method(
+            get_model_status_pb2.GetModelStatusRequest.FromString,
+            lambda request: handlers.get_model_status(registry, request)),
+    }
 
 
 def start(registry: ModelRegistry, address: str, port: int, threads: int,
-          reply_as_content: bool) -> grpc.Server:
+          reply_as_content: bool) -> GrpcServer:
     """Bind address:port (TF Serving: 0.0.0.0) and start serving; RuntimeError if taken."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.so_reuseport", 0)],
-    )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(registry, reply_as_content), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
-    server.add_insecure_port(f"{address}:{port}")
-    server.start()
+    server = GrpcServer(methods(registry, reply_as_content), UNIMPLEMENTED, threads)
+    server.start(address, port)
     return server

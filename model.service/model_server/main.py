@@ -11,7 +11,7 @@ from pathlib import Path
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it; set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model_server import __version__, config, flags, logs
+from model_server import __version__, config, flags, logs, memory
 
 GRPC_STOP_GRACE_SECONDS = 0.5
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    memory.keep_large_buffers_in_heap()  # before TensorFlow allocates anything
     # TensorFlow loads only now, after the cheap checks (and with the signal handlers in place).
     from model_server import grpc_service, rest, servable
     from model_server.manager import ModelRegistry, ModelVersions

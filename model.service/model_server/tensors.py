@@ -8,6 +8,7 @@ fills it with zeros when no value is given, and ignores values beyond the elemen
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -88,17 +89,20 @@ def _from_bits(values: np.ndarray, dtype: DType) -> np.ndarray:
     return values.astype(dtype.numpy)
 
 
-def to_numpy(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """The tensor a TensorProto describes; TensorParseError where TensorFlow would fail too."""
+def to_numpy(proto: tensor_pb2.TensorProto, content: memoryview | None = None) -> np.ndarray:
+    """The tensor a TensorProto describes; TensorParseError where TensorFlow would fail too.
+    `content` stands in for the proto's tensor_content when the caller kept it out of the proto
+    (predict_wire.py)."""
     dtype = DTYPES.get(proto.dtype)
     if dtype is None:
         raise TensorParseError(f"unsupported dtype {dtype_name(proto.dtype)}")
     shape = shape_of(proto.tensor_shape)
-    count = int(np.prod(shape, dtype=np.int64))
-    if proto.tensor_content:
+    count = math.prod(shape)  # Python ints: no overflow, and far cheaper than np.prod
+    if content is None:
+        content = proto.tensor_content  # read once: upb copies a bytes field on every access
+    if content:
         if dtype.is_string:
             raise TensorParseError("string tensors cannot use tensor_content")
-        content = proto.tensor_content
         if len(content) != count * dtype.numpy.itemsize:
             raise TensorParseError(
                 f"tensor_content holds {len(content)} bytes, shape {list(shape)} of "
