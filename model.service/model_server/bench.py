@@ -1,11 +1,10 @@
 """Benchmark single-image Predict over gRPC against the floor (scripts/bench-model-server).
 
-The floor is the same signature called in-process through a session callable; both are measured
-side by side in one run.
-
-The server runs as a child process (`python -m model_server`) on 127.0.0.1 ports; rounds alternate
-between the floor and the server so both see the same machine state, and only one of them is busy at
-a time (the machine has few cores).
+The floor is the same signature called in-process through a session callable. The server runs as a
+child process (`python -m model_server`) on 127.0.0.1 ports, once with its own gRPC core (the
+default) and once with `--grpc_server_core=grpcio` (grpcio's server, the baseline it replaced); all
+three are measured side by side in one run, in alternating rounds so that all see the same machine
+state, and only one is busy at a time (the machine has few cores).
 """
 
 from __future__ import annotations
@@ -96,19 +95,18 @@ def start_server(model_name: str, base_path: Path, port: int, extra: list[str], 
     raise SystemExit(f"model server not AVAILABLE after 120 s: see {log_path}")
 
 
-def interleaved(first, second, count: int, block: int = 50) -> tuple[list[float], list[float]]:
-    """Time both calls in alternating blocks so that both see the same machine state (a shared
+def interleaved(calls, count: int, block: int = 50) -> list[list[float]]:
+    """Time the calls in alternating blocks so that all see the same machine state (a shared
     VM's speed drifts by tens of percent within seconds). Blocks rather than single calls: each
     side's idle TensorFlow threads spin for a moment after work and would tax the other side."""
-    a: list[float] = []
-    b: list[float] = []
-    while len(a) < count:
-        for call, samples in ((first, a), (second, b)):
-            for _ in range(min(block, count - len(samples))):
+    samples: list[list[float]] = [[] for _ in calls]
+    while len(samples[0]) < count:
+        for call, times in zip(calls, samples, strict=True):
+            for _ in range(min(block, count - len(times))):
                 started = time.perf_counter()
                 call()
-                samples.append(time.perf_counter() - started)
-    return a, b
+                times.append(time.perf_counter() - started)
+    return samples
 
 
 def throughput(call, threads: int, seconds: float) -> float:
@@ -171,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
 
     batch = leaf_input(args.photos)
     fn, input_name, session = floor_callable(args.base_path / str(args.version), args.signature)
-    port = free_port()
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-model-server-{port}.log"
-    proc, channel, log = start_server(args.model_name, args.base_path, port, args.server_flag,
-                                      log_path)
+    servers = []
     try:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for core in ("own", "grpcio"):
+            port = free_port()
+            log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-model-server-{port}.log"
+            servers.append((core, *start_server(args.model_name, args.base_path, port,
+                                                [f"--grpc_server_core={core}", *args.server_flag],
+                                                log_path)))
         request = predict_pb2.PredictRequest()
         request.model_spec.name = args.model_name
         request.model_spec.signature_name = args.signature
@@ -189,49 +189,57 @@ def main(argv: list[str] | None = None) -> int:
         def floor_call():
             return fn(batch)
 
-        def server_call():
-            return stub.Predict(request, timeout=30)
+        def caller(channel):
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            return lambda: stub.Predict(request, timeout=30)
 
-        reply = server_call()
-        (output,) = reply.outputs.values()
-        difference = float(np.max(np.abs(tf.make_ndarray(output) - floor_call())))
-        interleaved(floor_call, server_call, 50)  # warm-up
-        floor_samples, server_samples = interleaved(floor_call, server_call, args.calls)
-        floor, server = percentiles(floor_samples), percentiles(server_samples)
+        calls = {"floor": floor_call}
+        calls.update({core: caller(channel) for core, _, channel, _ in servers})
+        difference = 0.0
+        for core, _, _, _ in servers:
+            (output,) = calls[core]().outputs.values()
+            difference = max(difference,
+                             float(np.max(np.abs(tf.make_ndarray(output) - floor_call()))))
+        interleaved(list(calls.values()), 50)  # warm-up
+        samples = dict(zip(calls, interleaved(list(calls.values()), args.calls), strict=True))
         results = {
             "machine": machine(),
             "model": f"{args.model_name} v{args.version} ({args.base_path})",
             "calls": args.calls,
             "max_abs_diff_server_vs_floor": difference,
-            "floor": {**floor, "throughput_1": throughput(floor_call, 1, args.seconds),
-                      f"throughput_{args.threads}": throughput(floor_call, args.threads,
-                                                               args.seconds)},
-            "server": {**server, "throughput_1": throughput(server_call, 1, args.seconds),
-                       f"throughput_{args.threads}": throughput(server_call, args.threads,
-                                                                args.seconds)},
         }
-        results["added_p50_ms"] = server["p50_ms"] - floor["p50_ms"]
-        results["added_p99_ms"] = server["p99_ms"] - floor["p99_ms"]
+        for name, call in calls.items():
+            results[name] = {**percentiles(samples[name]),
+                             "throughput_1": throughput(call, 1, args.seconds),
+                             f"throughput_{args.threads}": throughput(call, args.threads,
+                                                                      args.seconds)}
+        for core in ("own", "grpcio"):
+            results[f"{core}_added_p50_ms"] = results[core]["p50_ms"] - results["floor"]["p50_ms"]
+            results[f"{core}_added_p99_ms"] = results[core]["p99_ms"] - results["floor"]["p99_ms"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        channel.close()
+        for _, proc, channel, log in servers:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+            channel.close()
         session.close()
 
     print(f"machine: {results['machine']}")
     print(f"model:   {results['model']}; {results['calls']} single-image calls each, "
           f"max |server - floor| = {difference:.2e}")
-    print(f"{'':24}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'1 caller/s':>12}"
+    print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'1 caller/s':>12}"
           f"{f'{args.threads} callers/s':>13}")
-    for name, row in (("in-process (floor)", results["floor"]), ("gRPC server", results["server"])):
-        print(f"{name:24}{row['p50_ms']:9.2f}{row['p99_ms']:9.2f}{row['mean_ms']:9.2f}"
+    for name, label in (("floor", "in-process (floor)"), ("own", "gRPC server (own core)"),
+                        ("grpcio", "gRPC server (grpcio core)")):
+        row = results[name]
+        print(f"{label:28}{row['p50_ms']:9.2f}{row['p99_ms']:9.2f}{row['mean_ms']:9.2f}"
               f"{row['throughput_1']:12.1f}{row[f'throughput_{args.threads}']:13.1f}")
-    print(f"server adds {results['added_p50_ms']:.2f} ms at p50, "
-          f"{results['added_p99_ms']:.2f} ms at p99 (target: <= 1 ms at p50)")
+    for core in ("own", "grpcio"):
+        print(f"{core} core adds {results[f'{core}_added_p50_ms']:.2f} ms at p50, "
+              f"{results[f'{core}_added_p99_ms']:.2f} ms at p99 (target: <= 1 ms at p50)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -54,6 +54,9 @@ FLAGS: tuple[Flag, ...] = (
          "address the gRPC and REST ports bind to; TF Serving always binds 0.0.0.0 "
          "(this server's own flag, so a laptop can keep it on 127.0.0.1)"),
     Flag("grpc_max_threads", int, 8, "threads that wait for and run gRPC calls"),
+    Flag("grpc_server_core", str, "own",
+         "own (this project's HTTP/2 core, the fast default) or grpcio (grpcio's server, "
+         "slower; a fallback) (this server's own flag)"),
     Flag("predict_response_tensor_serialization_option", str, "as_proto_field",
          "reply tensors as typed value fields (TF Serving's default) or as_proto_content "
          "(tensor_content) (this server's own flag)"),

@@ -81,8 +81,14 @@ def methods(registry: ModelRegistry, reply_as_content: bool) -> dict[str, Method
 
 
 def start(registry: ModelRegistry, address: str, port: int, threads: int,
-          reply_as_content: bool) -> GrpcServer:
-    """Bind address:port (TF Serving: 0.0.0.0) and start serving; RuntimeError if taken."""
-    server = GrpcServer(methods(registry, reply_as_content), UNIMPLEMENTED, threads)
+          reply_as_content: bool, core: str = "own") -> GrpcServer | grpc.Server:
+    """Bind address:port (TF Serving: 0.0.0.0) and start serving; RuntimeError if taken. Both
+    cores answer `stop(grace)` with an Event."""
+    handlers = methods(registry, reply_as_content)
+    if core == "grpcio":
+        from model_server import grpcio_server
+
+        return grpcio_server.start(handlers, UNIMPLEMENTED, address, port, threads)
+    server = GrpcServer(handlers, UNIMPLEMENTED, threads)
     server.start(address, port)
     return server

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print("ERROR: --predict_response_tensor_serialization_option must be as_proto_field or "
               "as_proto_content", file=sys.stderr)
         return 2
+    if parsed.grpc_server_core not in ("own", "grpcio"):
+        print("ERROR: --grpc_server_core must be own or grpcio", file=sys.stderr)
+        return 2
     try:
         models = _configs(parsed)
     except config.ConfigError as error:
@@ -89,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grpc_server = grpc_service.start(
             registry, parsed.bind_address, parsed.port, parsed.grpc_max_threads,
-            parsed.predict_response_tensor_serialization_option == "as_proto_content")
+            parsed.predict_response_tensor_serialization_option == "as_proto_content",
+            parsed.grpc_server_core)
     except RuntimeError as error:
         log.error(f"Failed to start the gRPC server on {parsed.bind_address}:{parsed.port}: "
                   f"{error}")
         return 1
-    log.info(f"Running gRPC ModelServer at {parsed.bind_address}:{parsed.port} ...")
+    log.info(f"Running gRPC ModelServer at {parsed.bind_address}:{parsed.port} "
+             f"({parsed.grpc_server_core} core) ...")
     rest_server = None
     if parsed.rest_api_port:
         try:
