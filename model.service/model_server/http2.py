@@ -180,9 +180,7 @@ class ServerConnection:
             end = len(buffer)
             while end - position >= 9:
                 high, low, kind, flags, stream_id = _HEADER.unpack_from(buffer, position)
-                length = (high << 8) | low
-                if length > LARGEST_FRAME_SIZE:  # cannot happen with 24 bits; kept for clarity
-                    raise ProtocolError(FRAME_SIZE_ERROR, "frame too large")
+                length = (high << 8) | low  # <= LARGEST_FRAME_SIZE, which the server allows
                 if end - position - 9 < length:
                     break
                 start = position + 9

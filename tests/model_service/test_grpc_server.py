@@ -35,7 +35,7 @@ from model_server.http2 import (
     frame,
 )
 from tests.model_service.clients import GREY_IMAGE, output_of, predict, predict_request
-from tests.model_service.test_http2 import Frame, parse_frames
+from tests.model_service.frames import Frame, parse_frames
 from tests.support.model_server import RunningModelServer
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-from typing import NamedTuple
 
 import grpc
 import hpack
@@ -45,6 +44,7 @@ from model_server.http2 import (
     TooLarge,
     frame,
 )
+from tests.model_service.frames import Frame, parse_frames
 
 REQUEST_HEADERS = [
     (b":method", b"POST"),
@@ -55,29 +55,6 @@ REQUEST_HEADERS = [
     (b"te", b"trailers"),
 ]
 BODY = b"\x00\x00\x00\x00\x05hello"
-
-
-class Frame(NamedTuple):
-    kind: int
-    flags: int
-    stream_id: int
-    payload: bytes
-
-
-def parse_frames(data: bytes) -> list[Frame]:
-    """Split what the connection emitted into frames; every byte must belong to a whole frame."""
-    frames = []
-    position = 0
-    while position < len(data):
-        assert len(data) - position >= 9, "truncated frame header"
-        length = int.from_bytes(data[position:position + 3], "big")
-        kind, flags = data[position + 3], data[position + 4]
-        stream_id = int.from_bytes(data[position + 5:position + 9], "big") & 0x7FFF_FFFF
-        payload = data[position + 9:position + 9 + length]
-        assert len(payload) == length, "truncated frame payload"
-        frames.append(Frame(kind, flags, stream_id, payload))
-        position += 9 + length
-    return frames
 
 
 def sent(connection: ServerConnection) -> list[Frame]:
