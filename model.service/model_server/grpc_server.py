@@ -58,7 +58,8 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
-        self.h2 = http2.ServerConnection(max_concurrent_streams=MAX_CONCURRENT_STREAMS)
+        self.h2 = http2.ServerConnection(max_concurrent_streams=MAX_CONCURRENT_STREAMS,
+                                         max_request_body=grpc_protocol.MAX_REQUEST_BODY)
         self.lock = threading.Lock()
         self.unsent = bytearray()
         self.calls: dict[int, _Call] = {}  # queued or running
