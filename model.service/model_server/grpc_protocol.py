@@ -131,10 +131,6 @@ RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", CONTENT_TYPE),
 OK_TRAILERS = ((b"grpc-status", b"0"),)
 
 
-def response_headers() -> list[tuple[bytes, bytes]]:
-    return list(RESPONSE_HEADERS)
-
-
 def status_trailers(code: grpc.StatusCode, message: str = "") -> list[tuple[bytes, bytes]]:
     trailers = [(b"grpc-status", str(code.value[0]).encode())]
     if message:
@@ -144,7 +140,7 @@ def status_trailers(code: grpc.StatusCode, message: str = "") -> list[tuple[byte
 
 def error_reply(code: grpc.StatusCode, message: str) -> list[tuple[bytes, bytes]]:
     """A trailers-only reply: the status rides in the one HEADERS frame."""
-    return response_headers() + status_trailers(code, message)
+    return [*RESPONSE_HEADERS, *status_trailers(code, message)]
 
 
 def http_error_reply(status: int) -> list[tuple[bytes, bytes]]:

@@ -451,15 +451,6 @@ class ServerConnection:
         if only_headers:
             self._close(stream)
             return
-        size = len(body)
-        if size <= min(stream.send_window, self._send_window, self._peer_max_frame):
-            # The common case, a reply that fits the windows: one DATA frame, no buffering.
-            self._out.append(frame(DATA, 0, stream_id, body))
-            stream.send_window -= size
-            self._send_window -= size
-            self._send_headers(stream_id, trailers or [], end_stream=True)
-            self._close(stream)
-            return
         stream.pending += body
         stream.trailers = trailers or []
         self._flush(stream)

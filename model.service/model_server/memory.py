@@ -2,7 +2,8 @@
 
 glibc serves blocks from 128 KiB up (its threshold adapts, but not to a mix of sizes) with fresh
 mmap'ed pages and returns them to the kernel on free, so every buffer of a 270 KB Predict request
-(socket data, body, parsed tensor) paid ~66 page faults: 60-70 us each on the build machine.
+(socket data, body, parsed tensor) paid ~66 page faults; on the build machine the receive path of
+one request took 225 us that way and 45 us with warm heap pages.
 TF Serving links tcmalloc, which keeps such memory; this does the same with glibc.
 """
 

@@ -35,7 +35,7 @@ from model_server.http2 import (
     frame,
 )
 from tests.model_service.clients import GREY_IMAGE, output_of, predict, predict_request
-from tests.model_service.frames import Frame, parse_frames
+from tests.model_service.frames import Frame, take_frames
 from tests.support.model_server import RunningModelServer
 
 pytestmark = pytest.mark.slow
@@ -126,13 +126,8 @@ class RawClient:
             self.closed = True
             return
         self._buffer += chunk
-        position = 0
-        while len(self._buffer) - position >= 9:
-            length = int.from_bytes(self._buffer[position:position + 3], "big")
-            if len(self._buffer) - position - 9 < length:
-                break
-            item = parse_frames(bytes(self._buffer[position:position + 9 + length]))[0]
-            position += 9 + length
+        frames, used = take_frames(self._buffer)
+        for item in frames:
             self.frames.append(item)
             if item.kind in (HEADERS, CONTINUATION):
                 self._block += item.payload
@@ -140,7 +135,7 @@ class RawClient:
                     decoded = self.decoder.decode(bytes(self._block), raw=True)
                     self.headers.setdefault(item.stream_id, {}).update(decoded)
                     self._block.clear()
-        del self._buffer[:position]
+        del self._buffer[:used]
 
 
 def goaway_code(frames: list[Frame]) -> int:
