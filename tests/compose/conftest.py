@@ -88,7 +88,8 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
         "HTTP_BIND": "127.0.0.1",
         "HTTP_PORT": str(project.port),
         "MODEL_REPOSITORY": str(repository),
-        "IMAGE_TAG": "compose-test",
+        # Parallel checkouts sharing one engine set their own tag so their images don't collide.
+        "IMAGE_TAG": os.environ.get("CASSAVA_TEST_IMAGE_TAG", "compose-test"),
     }
     project.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     try:
