@@ -52,6 +52,8 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--capacity-json", type=Path,
                         help="soak: take the rate from this capacity summary (x 0.7)")
     parser.add_argument("--step-seconds", type=float, default=20.0, help="capacity step length")
+    parser.add_argument("--max-users", type=int, default=CAPACITY_STEPS[-1],
+                        help="capacity: the last step")
     parser.add_argument("--no-large", action="store_true", help="leave 12 MP photos out")
     parser.add_argument("--photos", type=Path, default=PHOTOS)
     return parser.parse_args(argv)
@@ -78,7 +80,7 @@ def printable(summary: dict[str, Any]) -> str:
 
 def capacity(args: argparse.Namespace, mix: list, pids: dict[str, int]) -> dict[str, Any]:
     steps = []
-    for users in CAPACITY_STEPS:
+    for users in [u for u in CAPACITY_STEPS if u <= args.max_users]:
         step = run_load(args.url, mix, users=users, seconds=args.step_seconds, out_dir=args.out,
                         name=f"capacity-{users:02d}", pids=pids, window=args.step_seconds,
                         html=False)

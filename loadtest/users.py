@@ -8,29 +8,12 @@ import random
 from typing import ClassVar
 
 from locust import HttpUser, constant, task
-from requests.adapters import HTTPAdapter
 
+from loadtest.addresses import SourceAddressAdapter, source_address
 from loadtest.payloads import Payload
 
 REQUEST_TIMEOUT = 30.0  # seconds; a request still unanswered then is a failed request
 _addresses = itertools.count()
-
-
-def source_address(index: int) -> str:
-    """127.0.0.2 ... 127.0.0.254, then again: 253 distinct clients."""
-    return f"127.0.0.{2 + index % 253}"
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """requests' adapter whose connections bind to one local address before connecting."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
 
 
 class PhotoClient(HttpUser):

@@ -13,14 +13,25 @@ FIELD = "image_to_predict"
 MAX_PARTS = 8
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 
-# The request body /docs shows (the handler reads the stream itself, see read_image_upload).
+# The request body /docs shows (the handler reads the stream itself, see read_image_upload), with
+# the limits the API enforces, so that schema-driven clients and fuzzers (schemathesis) know them:
+# one file part of type JPEG or PNG, at most MAX_PARTS parts, text parts up to 64 KiB.
 OPENAPI_REQUEST_BODY = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": [FIELD],
-        "properties": {FIELD: {"type": "string", "format": "binary",
-                               "description": "the photo: JPEG or PNG, one file"}},
-    }}},
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object", "required": [FIELD], "maxProperties": MAX_PARTS,
+            "properties": {FIELD: {
+                "type": "string", "format": "binary",
+                "description": "the photo: one non-empty JPEG or PNG file (recognised by its "
+                               "bytes), at most MAX_UPLOAD_BYTES (10 MiB) with the rest of the "
+                               "body, at most MAX_IMAGE_PIXELS pixels, at least MIN_IMAGE_SIDE "
+                               "pixels on its short side"}},
+            # Other parts are ignored (a few are tolerated); they must be small text fields.
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+        },
+        "encoding": {FIELD: {"contentType": "image/jpeg, image/png"}},
+    }},
 }
 
 

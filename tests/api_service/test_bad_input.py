@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.api_service.conftest import FIELD, PROBLEM_JSON
+from tests.support.images import zeros_png
 from tests.support.paths import leaf_photos
 
 pytestmark = pytest.mark.slow
@@ -53,17 +54,6 @@ def png_declaring(width: int, height: int) -> bytes:
 def sixteen_bit_grey_png() -> bytes:
     grey = np.asarray(photo().convert("L"), dtype=np.uint16) * 257
     return encode(Image.fromarray(grey), "PNG")
-
-
-def png_of_zeros(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
-    """A real, fully decodable PNG of black pixels; huge dimensions compress to a few KB."""
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
-    row = bytes(1 + width * channels * bit_depth // 8)  # filter byte 0 + zero samples
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
-            + png_chunk(b"IEND", b""))
 
 
 def palette_png_with_transparency() -> bytes:
@@ -131,7 +121,7 @@ CASES = [
     Case("png-declaring-50000x50000", upload(lambda: png_declaring(50_000, 50_000), "bomb.png",
                                              "image/png"), 413, "image_too_large"),
     # Under the pixel cap, under 100 KB, but about 890 MiB to decode before the budget (issue 14).
-    Case("png-16-bit-grey-7000x7000", upload(lambda: png_of_zeros(7000, 7000, 16, 0), "g.png",
+    Case("png-16-bit-grey-7000x7000", upload(lambda: zeros_png(7000, 7000, 16, 0), "g.png",
                                              "image/png"), 413, "image_too_costly"),
     Case("png-1x1", upload(lambda: encode(Image.new("RGB", (1, 1), (60, 140, 40)), "PNG"),
                            "dot.png", "image/png"), 422, "image_too_small"),

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.api_service.conftest import FIELD, api_env, start_api
-from tests.api_service.test_imaging import zeros_png
+from tests.support.images import zeros_png
 
 pytestmark = pytest.mark.slow
 

@@ -31,6 +31,7 @@ from app.imaging import (
     image_to_tensor,
     sniff_format,
 )
+from tests.support.images import zeros_png
 
 MAX_PIXELS = 40_000_000
 WHITE = (1.0, 1.0, 1.0)
@@ -610,17 +611,6 @@ def test_concurrent_calls_match_sequential_ones(photo):
 
 
 # --- memory budget and pictures that cannot show a leaf -----------------------------------------
-
-
-def zeros_png(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
-    """A decodable all-black PNG; large dimensions compress to a few KB."""
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
-    row = bytes(1 + width * channels * bit_depth // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
-            + png_chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize(("colour_type", "bytes_per_pixel"), [(0, 14), (2, 8), (6, 13)],
