@@ -66,7 +66,7 @@ def _png_header_bomb() -> bytes:
 
 def build_mix(photos: list[Path], *, large: bool = True) -> list[Payload]:
     """The mix, about 80 % good photos and 20 % bad input. `large` adds 12 MP photos (slow on 2
-    cores: 3.8 MB each), left out of the CI smoke run."""
+    cores: over 1 MB each), left out of the CI smoke run."""
     if not photos:
         raise ValueError("no leaf photos to build the mix from")
     mix: list[Payload] = []

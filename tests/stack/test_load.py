@@ -46,6 +46,7 @@ def test_smoke_load_answers_every_request_as_expected(local_stack: LocalStack,
     assert {"phone-800x600", "page-512", "bad-empty", "bad-1x1-png", "bad-all-black"} <= sent
 
 
+@pytest.mark.timeout(SOAK_MINUTES * 60 + 600)
 def test_soak_at_70_percent_of_capacity_fails_nothing_and_stays_flat(
         local_stack: LocalStack, artifacts_dir: Path) -> None:
     out = artifacts_dir / "loadtest-soak"
