@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,14 +20,15 @@ pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 100  # per operation and phase; about a minute here
 
 
-def test_schemathesis_finds_no_issue(seed_api: ApiServer) -> None:
+def test_schemathesis_finds_no_issue(seed_api: ApiServer, tmp_path: Path) -> None:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api_service.schemathesis_hooks",
            "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1"}
     result = subprocess.run(
         [str(REPO_ROOT / ".venv" / "bin" / "st"), "run", f"{seed_api.base_url}/openapi.json",
          "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--workers", "1",
          "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "30"],
-        capture_output=True, text=True, timeout=600, env=env, check=False)
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+        cwd=tmp_path)  # its cache directory stays out of the checkout
     print(result.stdout[-6000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout

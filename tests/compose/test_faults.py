@@ -31,6 +31,7 @@ from tests.support.paths import SCRIPTS_DIR
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 LOAD_USERS = 4
+WARM_UP = 6.0  # seconds of load before each fault
 MIB = 2**20
 RESULTS: dict[str, dict[str, Any]] = {}
 STARTED: list[Load] = []
@@ -135,8 +136,8 @@ def photo(leaf_photo_paths: list[Path]) -> bytes:
 def test_model_server_killed_gives_503_and_recovers_without_api_restart(
         stack: ComposeProject, out: Path, photo: bytes) -> None:
     api_started = stack.inspect("api.service")["State"]["StartedAt"]
-    load = Load(stack, out, "model-killed", seconds=40)
-    time.sleep(8)
+    load = Load(stack, out, "model-killed", seconds=30)
+    time.sleep(WARM_UP)
     stack.compose("kill", "model.service")
     outage = wait_for(lambda: (r := predict(stack, photo)).status_code == 503 and r, 30,
                       "503 while the model is down")
@@ -157,8 +158,8 @@ def test_model_server_killed_gives_503_and_recovers_without_api_restart(
 def test_model_server_paused_gives_504_within_the_deadline_without_memory_pile_up(
         stack: ComposeProject, out: Path, photo: bytes) -> None:
     api = psutil.Process(host_pid(stack, "api.service"))
-    load = Load(stack, out, "model-paused", seconds=45)
-    time.sleep(8)
+    load = Load(stack, out, "model-paused", seconds=32)
+    time.sleep(WARM_UP)
     before = api.memory_info().rss
     stack.compose("pause", "model.service")  # the cgroup freezer: SIGSTOP for every process
     try:
@@ -186,8 +187,8 @@ def test_model_server_paused_gives_504_within_the_deadline_without_memory_pile_u
 def test_api_killed_is_restarted_and_requests_resume(
         stack: ComposeProject, out: Path, photo: bytes) -> None:
     restarts = stack.inspect("api.service")["RestartCount"]
-    load = Load(stack, out, "api-killed", seconds=45)
-    time.sleep(8)
+    load = Load(stack, out, "api-killed", seconds=28)
+    time.sleep(WARM_UP)
     killed = time.monotonic()
     os.kill(host_pid(stack, "api.service"), signal.SIGKILL)  # a crash: the engine restarts it
     wait_for(lambda: stack.inspect("api.service")["RestartCount"] > restarts, 60,
@@ -206,8 +207,8 @@ def test_api_killed_is_restarted_and_requests_resume(
 
 def test_traefik_restarted_is_back_within_seconds(
         stack: ComposeProject, out: Path, photo: bytes) -> None:
-    load = Load(stack, out, "traefik-restarted", seconds=35)
-    time.sleep(8)
+    load = Load(stack, out, "traefik-restarted", seconds=22)
+    time.sleep(WARM_UP)
     started = time.monotonic()
     stack.compose("restart", "traefik", timeout=120)
     wait_for(lambda: answered(stack, photo), 60, "a prediction after restarting Traefik")
@@ -244,8 +245,8 @@ def test_new_model_version_under_load_fails_no_request(
         stack: ComposeProject, out: Path, photo: bytes) -> None:
     directory = model_dir(stack)
     new = newest_version(directory) + 1
-    load = Load(stack, out, "new-version", seconds=45)
-    time.sleep(8)
+    load = Load(stack, out, "new-version", seconds=25)
+    time.sleep(WARM_UP)
     staging = directory / f".staging-{new}"
     shutil.copytree(directory / str(new - 1), staging)
     dropped = time.monotonic()
@@ -273,8 +274,8 @@ def test_version_that_fails_to_load_keeps_the_old_one_serving(
     directory = model_dir(stack)
     serving = served_version(stack, photo)
     broken = newest_version(directory) + 1
-    load = Load(stack, out, "broken-version", seconds=40)
-    time.sleep(8)
+    load = Load(stack, out, "broken-version", seconds=30)
+    time.sleep(WARM_UP)
     staging = directory / f".staging-{broken}"
     staging.mkdir()
     (staging / "saved_model.pb").write_bytes(b"this is not a SavedModel")
@@ -306,8 +307,8 @@ def test_many_large_uploads_are_refused_cleanly_without_an_oom_kill(
     giant = zeros_png(6000, 6000, 16, 0)  # 72 KB, ~470 MiB to decode
     # ~9.5 MB of noise behind a JPEG header: spooled by the multipart parser, then refused.
     heavy = photo + os.urandom(9 * 1024 * 1024)
-    load = Load(stack, out, "memory-limit", seconds=45)
-    time.sleep(8)
+    load = Load(stack, out, "memory-limit", seconds=40)
+    time.sleep(WARM_UP)
     peak = 0
     stop = threading.Event()
 
