@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from app.labels import load_labels
+from app.prediction import normalised_entropy
 from app.schemas import PredictionResponse
 from tests.api_service.conftest import FIELD
 from tests.support.paths import SEED_LABELS, leaf_photos
@@ -37,8 +38,8 @@ def test_response_contract(api: httpx.Client, leaf_photo_paths: list[Path]) -> N
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/json"
     body = reply.json()
-    assert set(body) == {"prediction", "code", "confidence", "low_confidence", "probabilities",
-                         "model", "request_id"}
+    assert set(body) == {"prediction", "code", "confidence", "low_confidence", "entropy",
+                         "probabilities", "model", "request_id"}
     labels = {label.code: label.name for label in load_labels(SEED_LABELS)}
     assert body["prediction"] == labels[body["code"]]
     probabilities = body["probabilities"]
@@ -49,6 +50,9 @@ def test_response_contract(api: httpx.Client, leaf_photo_paths: list[Path]) -> N
     assert probabilities[0]["code"] == body["code"]
     assert body["confidence"] == probabilities[0]["probability"]
     assert body["low_confidence"] is (body["confidence"] < 0.5)
+    assert body["entropy"] == pytest.approx(normalised_entropy(
+        [p["probability"] for p in probabilities]), abs=1e-6)
+    assert 0 < body["entropy"] < 1
     assert abs(sum(p["probability"] for p in probabilities) - 1) < 1e-4
     assert body["model"] == {"name": "saved_model", "version": 1}
     assert body["request_id"] == reply.headers["x-request-id"]
