@@ -15,7 +15,7 @@ from tensorflow_serving.apis import predict_pb2
 from tests.api_service.conftest import FIELD, PROBLEM_JSON, ApiServer, api_env, start_api
 from tests.support.grpc_proxy import RecordingGrpcProxy
 from tests.support.model_server import RunningModelServer
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import pytest
 from tests.client.conftest import KILIFI, KISUMU, SurveyFolder
 from tests.support.local_stack import API_HOST, LocalStack
 from tests.support.paths import REPO_ROOT, leaf_photos
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -101,10 +102,9 @@ def test_killing_the_stack_mid_run_then_restarting_resumes_without_repeats(
 
     first = subprocess.Popen([CLI, *map(str, args)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while (not journal.exists() or len(journal.read_text().splitlines()) < 3) and \
-            time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.01)
+    wait_until(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 3, 60,
+               "three finished photos in the resume file", every=0.01,
+               gave_up=lambda: None if first.poll() is None else "the survey ended first")
     stack.stop_service("traefik", signal.SIGKILL)  # the stack dies under the running survey
     stack.stop()
     _, stderr = first.communicate(timeout=60)
