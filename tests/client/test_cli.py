@@ -81,8 +81,9 @@ def test_a_mixed_folder_gives_the_right_csv_and_geojson_rows(
     assert points["kilifi.jpg"] == pytest.approx([KILIFI[1], KILIFI[0]], abs=1e-6)
     assert len(features) == len(survey_folder.photos)
 
-    summary = survey("summary", out)
+    summary = survey("summary", out, "--plot", tmp_path / "map.png")
     assert summary.returncode == 0, summary.stderr
+    assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "4 photos: 3 diagnosed, 1 failed" in summary.stdout
     assert "per area" in summary.stdout and "-0.2,34.7" in summary.stdout  # Kisumu's cell
     assert "(and 1 diagnosed photos without a GPS position)" in summary.stdout

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from cassava_survey.results import Row
 from cassava_survey.summary import PlotUnavailable, area_of, plot, render, summarise
@@ -52,9 +53,17 @@ def test_area_of(lat: float, lon: float, cell: float, area: str) -> None:
     assert area_of(lat, lon, cell) == area
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
-                    reason="matplotlib is installed: the message for its absence cannot show")
-def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(PlotUnavailable, match=r"cassava-survey\[plot\]"):
+@pytest.mark.parametrize("rows", [ROWS, [row("CMD"), row("CBSD")]], ids=["map", "bars"])
+def test_plot_writes_a_png(tmp_path: Path, rows: list[Row]) -> None:
+    plot(rows, tmp_path / "map.png")
+    with Image.open(tmp_path / "map.png") as image:
+        assert image.format == "PNG" and image.size == (800, 600)
+        assert len(image.convert("RGB").getcolors(2**16) or ()) > 10  # something was drawn
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import` sees when it is absent
+    with pytest.raises(PlotUnavailable, match=r"pip install 'cassava-survey\[plot\]'"):
         plot(ROWS, tmp_path / "map.png")
     assert not (tmp_path / "map.png").exists()
