@@ -1,1 +1,0 @@
-"""cassava-survey: diagnose many cassava leaf photos through the cassava API."""

@@ -1,5 +1,0 @@
-"""`python -m cassava_survey` = the `cassava-survey` command."""
-
-from cassava_survey.cli import main
-
-main()
