@@ -80,7 +80,8 @@ class FastLane:
         heavy = [item for item in items if is_heavy(m.name for m in item.iter_markers())]
         if heavy:
             config.hook.pytest_deselected(items=heavy)
-            items[:] = [item for item in items if item not in set(heavy)]
+            left_out = set(heavy)
+            items[:] = [item for item in items if item not in left_out]
         self.deselected = len(heavy)
 
     @pytest.hookimpl(wrapper=True)
