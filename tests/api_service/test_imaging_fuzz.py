@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.api_service.fuzz_imaging import check
+from tests.api_service.fuzz_target import check
 from tests.api_service.test_bad_input import CASES, FIELD
 from tests.support.paths import REPO_ROOT, VENV_PYTHON, leaf_photos
 
