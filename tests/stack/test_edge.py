@@ -112,6 +112,13 @@ def test_oversized_headers_are_refused_before_the_api(local_stack: LocalStack) -
     assert local_stack.get(API_HOST, "/readyz", headers={"X-Filler": "a" * 4000}).status_code == 200
 
 
+def test_a_header_the_proxy_accepts_is_accepted_behind_it(local_stack: LocalStack) -> None:
+    """A 10 KB header line is under Traefik's cap: nginx must not refuse it with its own 400."""
+    filler = {"X-Filler": "a" * 10_000}
+    assert local_stack.get(UI_HOST, "/", headers=filler).status_code == 200
+    assert local_stack.get(API_HOST, "/readyz", headers=filler).status_code == 200
+
+
 # -- per-client limits on the prediction routes ------------------------------------------------
 
 def test_a_flood_from_one_address_is_rate_limited_others_are_served(
