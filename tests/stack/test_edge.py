@@ -174,9 +174,9 @@ def test_one_address_gets_a_few_requests_at_a_time(local_stack: LocalStack,
 # -- slow and idle clients (readTimeout shortened for the test) ---------------------------------
 
 @pytest.fixture(scope="module")
-def short_timeout_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = start_local_stack(tmp_path_factory.mktemp("edge-logs"),
-                              env={"RUN_LOCAL_READ_TIMEOUT": str(TEST_READ_TIMEOUT)})
+def short_timeout_stack(logs_dir: Path) -> Iterator[LocalStack]:
+    """run-local with readTimeout shortened (RUN_LOCAL_READ_TIMEOUT) for this module."""
+    stack = start_local_stack(logs_dir, env={"RUN_LOCAL_READ_TIMEOUT": str(TEST_READ_TIMEOUT)})
     yield stack
     stack.stop()
 
