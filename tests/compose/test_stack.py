@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.compose.project import API_HOST, SERVICES, UI_HOST, ComposeProject, run
-from tests.support.raw_http import read_until_closed
+from tests.support.sockets import read_until_closed
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -94,7 +94,7 @@ def raw_exchange(port: int, request: bytes) -> bytes:
     """Send raw bytes to Traefik and read until it closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        return read_until_closed(sock)
+        return read_until_closed(sock, 10)
 
 
 def test_the_edge_settings_of_run_local_hold_in_compose(stack: ComposeProject) -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack, start_local_stack
-from tests.support.raw_http import read_until_closed
+from tests.support.sockets import read_until_closed
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def test_cleartext_http2_is_not_spoken(local_stack: LocalStack) -> None:
     Upgrade: h2c request is served as plain HTTP/1.1."""
     with connect(local_stack, timeout=5) as sock:
         sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
-        answer = read_until_closed(sock)
+        answer = read_until_closed(sock, 10)
     assert answer.startswith(b"HTTP/1.1 "), answer[:60]
     upgrade = local_stack.get(API_HOST, "/readyz", headers={
         "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
@@ -86,7 +86,7 @@ def test_a_malformed_chunked_body_is_a_400_problem(local_stack: LocalStack,
             sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
                          f"Content-Type: image/jpeg\r\nConnection: close\r\n\r\n".encode() + body)
             sock.shutdown(socket.SHUT_WR)
-            answer = read_until_closed(sock)
+            answer = read_until_closed(sock, 10)
         head, _, document = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400 "), (body, head)
         assert b"Content-Type: application/problem+json" in head
@@ -195,7 +195,7 @@ def test_a_one_byte_a_second_upload_is_cut_with_408(short_timeout_stack: LocalSt
         sender.start()
         try:
             assert_served(stack, leaf_photo_paths[0])  # meanwhile, a normal client
-            answer = read_until_closed(sock)
+            answer = read_until_closed(sock, TEST_READ_TIMEOUT + 5)
         finally:
             stop.set()
             sender.join()
@@ -224,7 +224,7 @@ def test_idle_and_slowloris_connections_are_closed(short_timeout_stack: LocalSta
             senders[-1].start()
     try:
         assert_served(stack, leaf_photo_paths[0])
-        answers = [read_until_closed(sock) for sock in socks]
+        answers = [read_until_closed(sock, TEST_READ_TIMEOUT + 5) for sock in socks]
         elapsed = time.monotonic() - started
     finally:
         stop.set()
