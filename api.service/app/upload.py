@@ -45,16 +45,22 @@ OPENAPI_REQUEST_BODY = {
 }
 
 
-# The batch endpoint's request body, for /docs.
+# The batch endpoint's request body, for /docs, with its limits declared the same way (at least one
+# photo; 16 = MAX_BATCH_FILES' default; other parts small text fields).
 OPENAPI_BATCH_REQUEST_BODY = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": [BATCH_FIELD],
-        "properties": {BATCH_FIELD: {
-            "type": "array", "items": {"type": "string", "format": "binary"},
-            "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
-                           "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
-    }}},
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object", "required": [BATCH_FIELD], "maxProperties": MAX_PARTS,
+            "properties": {BATCH_FIELD: {
+                "type": "array", "minItems": 1, "maxItems": 16,
+                "items": {"type": "string", "format": "binary"},
+                "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
+                               "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+        },
+        "encoding": {BATCH_FIELD: {"contentType": "image/jpeg, image/png"}},
+    }},
 }
 
 
