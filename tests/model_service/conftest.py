@@ -14,6 +14,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from tests.model_service.clients import INPUT, OUTPUT, SEED_VERSION_DIR
 from tests.support.model_server import RunningModelServer
+from tests.support.paths import SEED_MODEL_H5
 
 
 def reference_input(photo: Path) -> np.ndarray:
@@ -71,3 +72,12 @@ def scratch_repository(tmp_path: Path) -> Path:
     base = tmp_path / "models" / "scratch"
     base.mkdir(parents=True)
     return base
+
+
+@pytest.fixture(scope="session")
+def keras_predict() -> Callable[[np.ndarray], np.ndarray]:
+    """In-process Keras predict() of the article's best-model.h5 (as convert-model loads it)."""
+    from training.convert import load_keras
+
+    model = load_keras(SEED_MODEL_H5)
+    return lambda batch: model.predict(batch, verbose=0)
