@@ -18,6 +18,7 @@ from tests.support.paths import (
     SHARED_DIR,
     leaf_photos,
 )
+from tests.support.reference import ReferenceModel, load_reference_model
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -44,6 +45,15 @@ def leaf_photo_paths() -> list[Path]:
     photos = leaf_photos()
     assert photos, "no leaf photos in ../shared/fixtures/leaf-photos"
     return photos
+
+
+@pytest.fixture(scope="session")
+def reference_predict() -> Iterator[ReferenceModel]:
+    """The article's SavedModel run in-process by TensorFlow: `reference_predict(batch)` is the
+    probabilities batch every served answer is compared with."""
+    model = load_reference_model()
+    yield model
+    model.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.support.model_server import RunningModelServer
 from tests.support.paths import (
     REPO_ROOT,
     SEED_LABELS,
-    SEED_MODEL_BASE_PATH,
     SEED_MODEL_NAME,
     VENV_PYTHON,
 )
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.reference import ReferenceModel, article_input
 
 API_DIR = REPO_ROOT / "api.service"
 FIELD = "image_to_predict"
@@ -97,36 +96,8 @@ def api(seed_api: ApiServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def reference_preprocess(data: bytes) -> np.ndarray:
-    """The article's serving preprocessing: full decode, RGB, default-filter resize, /255."""
-    image = Image.open(io.BytesIO(data)).convert("RGB").resize((150, 150))
-    return np.float32(np.asarray(image) / 255.0)[np.newaxis]
-
-
 @pytest.fixture(scope="session")
-def reference_model() -> Iterator[Callable[[np.ndarray], np.ndarray]]:
-    """The seed SavedModel run in-process by TensorFlow (its v1 SignatureDef loader)."""
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(
-            session, ["serve"], str(SEED_MODEL_BASE_PATH / "1"))
-    signature = meta_graph.signature_def["serving_default"]
-    input_name = signature.inputs["conv2d_4_input"].name
-    output_name = signature.outputs["dense_3"].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(output_name, feed_dict={input_name: batch})[0]
-
-    yield run
-    session.close()
-
-
-@pytest.fixture(scope="session")
-def reference_predictions(reference_model: Callable[[np.ndarray], np.ndarray],
+def reference_predictions(reference_predict: ReferenceModel,
                           leaf_photo_paths: list[Path]) -> dict[str, np.ndarray]:
-    """Probabilities per leaf photo name from in-process TensorFlow and the reference pipeline."""
-    return {path.name: reference_model(reference_preprocess(path.read_bytes()))
-            for path in leaf_photo_paths}
+    """Probabilities per leaf photo name from in-process TensorFlow and the article's pipeline."""
+    return {path.name: reference_predict(article_input(path))[0] for path in leaf_photo_paths}

@@ -9,7 +9,8 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from tests.support.paths import SCRIPTS_DIR
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
 
 AVAILABLE = 30  # tensorflow.serving.ModelVersionStatus.State.AVAILABLE
 
