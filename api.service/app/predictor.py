@@ -41,15 +41,29 @@ class Predictor:
                 f"{signature.num_classes}.")
         return signature
 
-    async def predict(self, image: bytes, request_id: str) -> PredictionResponse:
-        """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
-        signature = await self.signature()
+    async def _decode(self, image: bytes, signature: Signature) -> np.ndarray:
         decode = partial(image_to_tensor, image, height=signature.height, width=signature.width,
                          max_pixels=self.max_pixels)
         # Pillow releases the GIL while decoding and resizing: threads decode in parallel and the
         # event loop keeps serving other requests.
-        tensor = await asyncio.get_running_loop().run_in_executor(self.decode_pool, decode)
-        output = await self.client.predict(signature, tensor)
+        return await asyncio.get_running_loop().run_in_executor(self.decode_pool, decode)
+
+    async def predict(self, image: bytes, request_id: str) -> PredictionResponse:
+        """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
+        signature = await self.signature()
+        tensor = await self._decode(image, signature)
+        try:
+            output = await self.client.predict(signature, tensor)
+        except ModelFailed:
+            # A new version with other signature keys or input size (e.g. the article's model
+            # installed over the demo) refuses a request built for the old one: the client has
+            # dropped its cached signature, so ask again, and retry once if it did change.
+            fresh = await self.signature()
+            if fresh == signature:
+                raise
+            if (fresh.height, fresh.width) != (signature.height, signature.width):
+                tensor = await self._decode(image, fresh)
+            output = await self.client.predict(fresh, tensor)
         if output.values.size != len(self.labels):
             raise LabelsMismatch(f"The labels file lists {len(self.labels)} classes but the "
                                  f"model returned {output.values.size} values.")
