@@ -31,7 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from training.repository import PublishError, write_json
+from training.repository import PublishError, read_labels, write_json
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,11 +172,22 @@ def verify(what: str, entry: Entry, size: int, sha256: str, head: bytes) -> None
                             "the file is corrupt or not the catalogued one")
 
 
+def _same_classes(model_dir: Path, labels: list[dict]) -> bool:
+    """Whether model_dir's labels.json already names these classes, in this order."""
+    try:
+        present = read_labels(model_dir / "labels.json")
+    except PublishError:
+        return False
+    return [(x["code"], x["name"]) for x in present] == [(x["code"], x["name"]) for x in labels]
+
+
 def install(entry: Entry, model_file: Path, model_dir: Path, workdir: Path) -> Path:
-    """Convert the verified file into the next version of model_dir with labels and card."""
+    """Convert the verified file into the next version of model_dir with labels and card. A
+    labels.json naming the same classes stays (it may say more, e.g. the demo's descriptions)."""
     from training.convert import convert
 
-    labels = write_json(workdir / "labels.json", entry.labels)
+    labels = None if _same_classes(model_dir, entry.labels) else \
+        write_json(workdir / "labels.json", entry.labels)
     return convert(model_file, model_dir, labels, card=entry.card)
 
 

@@ -4,6 +4,7 @@ version in model.json, the catalogue's facts, get-model's defaults and its refus
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,15 @@ def test_verify_names_the_likeliest_reason():
     verify("f", entry, entry.size, entry.sha256, b"\x89HDF\r\n\x1a\n")
 
 
+
+
+def test_installed_versions_are_never_committed():
+    """git ignores every version directory but the demo's: downloaded weights stay out."""
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT,
+                              check=False).returncode == 0
+
+    assert ignored("model.service/models/cassava/2/variables/variables.index")
+    assert ignored("model.service/models/article/1/saved_model.pb")
+    assert not ignored("model.service/models/cassava/1/saved_model.pb")
+    assert not ignored("model.service/models/cassava/model.json")
