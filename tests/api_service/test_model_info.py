@@ -12,7 +12,7 @@ import pytest
 from tests.api_service.conftest import PROBLEM_JSON, ApiServer, api_env, start_api
 from tests.support.model_server import RunningModelServer
 from tests.support.paths import DEMO_MODEL_NAME, MODEL_REPOSITORY
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 CODES = ["CBB", "CBSD", "CGM", "CMD", "Healthy"]

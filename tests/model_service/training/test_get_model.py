@@ -23,7 +23,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tests.model_service.clients import output_of, predict_request
 from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_H5
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 from training.get_model import load_catalogue
 from training.repository import versions
 
