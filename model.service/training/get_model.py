@@ -245,18 +245,23 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '_', '-', '.'")
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     entry = Entry.from_catalogue(args.model, catalogue[args.model])
     try:
         version_dir = get_model(entry, args.repository / args.name, url=args.url, file=args.file,
                                 timeout=args.timeout, console=console)
     except (GetModelError, PublishError) as exc:
-        console.print(f"get-model: error: {exc}", markup=False)
-        console.print("get-model: nothing was installed", markup=False)
+        console.print(f"get-model: error: {exc}")
+        console.print("get-model: nothing was installed")
         return 1
+    except KeyboardInterrupt:
+        console.print("get-model: interrupted; nothing was installed")
+        return 130
     print(f"get-model: installed {entry.key!r} as {version_dir}")
-    print(f"get-model: a running model server serves version {version_dir.name} within seconds; "
-          f"to go back, remove {version_dir} (see docs/model-card.md)")
+    print(f"get-model: a running model server serves version {version_dir.name} within seconds")
+    if int(version_dir.name) > 1:
+        print(f"get-model: to serve the previous version again, remove {version_dir} "
+              "(docs/model-card.md)")
     return 0
 
 
