@@ -1,9 +1,11 @@
-"""API fixtures: the real app under real uvicorn, talking gRPC to the real model server."""
+"""API fixtures: the app in-process (httpx.ASGITransport) with a fake model server for the fast
+lane's route, error and schema tests; the real app under real uvicorn, talking gRPC to the real
+model server, for everything else."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,9 @@ import httpx
 import numpy as np
 import pytest
 
+import app.main
+from app.core.config import Settings
+from tests.support.fake_model_server import FakeModelServer
 from tests.support.model_server import RunningModelServer
 from tests.support.paths import (
     REPO_ROOT,
@@ -25,6 +30,37 @@ from tests.support.reference import ReferenceModel, article_input
 API_DIR = REPO_ROOT / "api.service"
 FIELD = "image_to_predict"
 PROBLEM_JSON = "application/problem+json"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_model_server() -> FakeModelServer:
+    """The model server as the in-process app sees it; tests change its answers."""
+    return FakeModelServer()
+
+
+@pytest.fixture
+def app_settings() -> dict[str, object]:
+    """Settings for the in-process app beyond the seed model's name and labels (override it)."""
+    return {}
+
+
+@pytest.fixture
+async def app_client(fake_model_server: FakeModelServer, app_settings: dict[str, object],
+                     monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in this process (create_app and its own lifespan), the fake model server in place
+    of the gRPC client; requests go through httpx.ASGITransport."""
+    monkeypatch.setattr(app.main, "TFServingClient", fake_model_server.connect)
+    settings = Settings(MODEL_NAME=SEED_MODEL_NAME, LABELS_PATH=SEED_LABELS, **app_settings)
+    api_app = app.main.create_app(settings)
+    async with api_app.router.lifespan_context(api_app):
+        transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
 
 
 @dataclass
