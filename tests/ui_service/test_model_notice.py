@@ -38,7 +38,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(repository: Path, logs_dir: Path) -> Iterator[LocalStack]:
+def notice_stack(repository: Path, logs_dir: Path) -> Iterator[LocalStack]:
     running = start_local_stack(logs_dir, model_base_path=repository,
                                 model_name=DEMO_MODEL_NAME)
     yield running
@@ -68,9 +68,10 @@ def diagnose(page: Page, photo: Path) -> int:
 
 
 def test_the_demo_notice_follows_the_served_models_card(
-        page: Page, stack: LocalStack, repository: Path, leaf_photo_paths: list[Path]) -> None:
+        page: Page, notice_stack: LocalStack, repository: Path,
+        leaf_photo_paths: list[Path]) -> None:
     notice = page.locator("#demo-notice")
-    open_page(page, ui_url(stack))
+    open_page(page, ui_url(notice_stack))
     expect(notice).to_be_visible()
     for language in LANGUAGES:
         page.select_option("#lang", language)
@@ -78,7 +79,7 @@ def test_the_demo_notice_follows_the_served_models_card(
     page.select_option("#lang", "en")
     assert diagnose(page, leaf_photo_paths[0]) == 1
     expect(notice).to_be_visible()  # an answer never hides it
-    assert (served(stack)["version"], served(stack)["demo"]) == (1, True)
+    assert (served(notice_stack)["version"], served(notice_stack)["demo"]) == (1, True)
 
     # The article's model into the running stack's repository (MODEL_BASE_PATH, as run-local).
     result = subprocess.run(
@@ -87,8 +88,8 @@ def test_the_demo_notice_follows_the_served_models_card(
         env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
              "MODEL_BASE_PATH": str(repository), "MODEL_NAME": DEMO_MODEL_NAME})
     assert result.returncode == 0, result.stderr[-3000:]
-    wait_for(lambda: served(stack)["version"] == 2, "version 2 served")
-    card = served(stack)["card"]
+    wait_for(lambda: served(notice_stack)["version"] == 2, "version 2 served")
+    card = served(notice_stack)["card"]
     assert (card["demo"], card["licence"], card["attribution"]) == (
         False, "MIT", "Copyright (c) 2021 Patrick Kalkman")
 
@@ -103,7 +104,7 @@ def test_the_demo_notice_follows_the_served_models_card(
 
     # Back to the demo (docs/model-card.md): remove version 2; the notice comes back.
     shutil.rmtree(repository / DEMO_MODEL_NAME / "2")
-    wait_for(lambda: served(stack)["version"] == 1, "version 1 served again")
+    wait_for(lambda: served(notice_stack)["version"] == 1, "version 1 served again")
     assert diagnose(page, leaf_photo_paths[2]) == 1
     expect(notice).to_be_visible()
     expect(notice).to_have_text(strings("en")["model.demo_notice"])

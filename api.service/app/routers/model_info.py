@@ -35,8 +35,8 @@ async def describe_model(predictor: PredictorDep, settings: SettingsDep) -> Mode
     """Describe the served model: version, labels and model card (is it a demo?)."""
     client = predictor.client
     versions = await client.available_versions()
-    served = client.pinned_version if client.pinned_version is not None else \
-        max(versions, default=None)
+    # Unversioned requests go to the highest AVAILABLE version; MODEL_VERSION pins one.
+    served = settings.MODEL_VERSION or max(versions, default=None)
     if served is None or served not in versions:
         raise MODEL_UNAVAILABLE.error(
             f"Model {client.model_name!r} has no AVAILABLE version yet.",
