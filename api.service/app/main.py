@@ -20,7 +20,7 @@ from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, predict
+from app.routers import health, model_info, predict
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)  # Swagger UI from local files (app/docs.py); no ReDoc (CDN only)
     app.include_router(predict.router)
     app.include_router(health.router)
+    app.include_router(model_info.router)
     install_error_handlers(app, settings)
     # Added last = outermost: the request id exists before the body cap can answer 413.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES,
