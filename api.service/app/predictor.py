@@ -75,33 +75,54 @@ class Predictor:
         """Classify several photos (each read by its callable in the worker pool) with ONE Predict
         call; a photo that cannot be used gets its ImageRejected in its place. Model server
         failures still raise, for the whole batch."""
+        loop = asyncio.get_running_loop()
+        # Read once (in the pool: a spooled upload may be on disk), kept for a retry's decode.
+        photos = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, read)
+                                        for read in images))
         signature = await self.signature()
-        decoded = await asyncio.gather(*(self._decode(read, signature) for read in images),
-                                       return_exceptions=True)
-        for outcome in decoded:  # a bug or a cancellation is not a bad photo
-            if isinstance(outcome, BaseException) and not isinstance(outcome, ImageRejected):
-                raise outcome
-        tensors = [outcome for outcome in decoded if isinstance(outcome, np.ndarray)]
-        if not tensors:
-            return list(decoded)  # type: ignore[arg-type]  # every one an ImageRejected
-        if signature.batch == -1 or len(tensors) == 1:
-            outputs = [await self.client.predict(signature, np.concatenate(tensors))]
-        else:  # the model takes exactly one image per call: as many calls, concurrently
-            outputs = list(await asyncio.gather(
-                *(self.client.predict(signature, tensor) for tensor in tensors)))
+        decoded = await self._decode_all(photos, signature)
+        try:
+            outputs = await self._predict_batch(signature, decoded)
+        except ModelFailed:
+            # As predict(): a new version with another signature refuses the old one's request;
+            # ask again, and retry once (decoding again if the input size changed).
+            fresh = await self.signature()
+            if fresh == signature:
+                raise
+            if (fresh.height, fresh.width) != (signature.height, signature.width):
+                decoded = await self._decode_all(photos, fresh)
+            outputs = await self._predict_batch(fresh, decoded)
         rows = [(row, output) for output in outputs for row in output.rows]
         answers = iter(self._answer(row, output, request_id) for row, output in rows)
         return [next(answers) if isinstance(outcome, np.ndarray) else outcome
                 for outcome in decoded]  # type: ignore[misc]
 
-    async def _decode(self, image: bytes | Callable[[], bytes], signature: Signature
-                      ) -> np.ndarray:
-        """The photo (its bytes, or a callable reading them) -> the model's (1, H, W, 3) input,
-        in the worker pool, reading included (a spooled upload may be on disk), within the
-        decode memory budget."""
+    async def _decode_all(self, photos: Sequence[bytes], signature: Signature
+                          ) -> list[np.ndarray | ImageRejected]:
+        """Each photo's tensor, or the ImageRejected saying why it cannot be used."""
+        decoded = await asyncio.gather(*(self._decode(photo, signature) for photo in photos),
+                                       return_exceptions=True)
+        for outcome in decoded:  # a bug or a cancellation is not a bad photo
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ImageRejected):
+                raise outcome
+        return decoded  # type: ignore[return-value]
+
+    async def _predict_batch(self, signature: Signature,
+                             decoded: Sequence[np.ndarray | ImageRejected]) -> list[ModelOutput]:
+        """The Predict outputs for the usable photos: one call, or one per photo when the model
+        takes exactly one image per call (concurrently); none when no photo is usable."""
+        tensors = [outcome for outcome in decoded if isinstance(outcome, np.ndarray)]
+        if not tensors:
+            return []
+        if signature.batch == -1 or len(tensors) == 1:
+            return [await self.client.predict(signature, np.concatenate(tensors))]
+        return list(await asyncio.gather(
+            *(self.client.predict(signature, tensor) for tensor in tensors)))
+
+    async def _decode(self, image: bytes, signature: Signature) -> np.ndarray:
+        """The photo -> the model's (1, H, W, 3) input, in the worker pool, within the decode
+        memory budget."""
         loop = asyncio.get_running_loop()
-        if not isinstance(image, bytes):
-            image = await loop.run_in_executor(self.decode_pool, image)
         budget = self.decode_budget
         decode = partial(image_to_tensor, image, height=signature.height, width=signature.width,
                          max_pixels=self.max_pixels, min_short_side=self.min_image_side,

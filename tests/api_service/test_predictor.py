@@ -11,13 +11,14 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from app.imaging import EmptyImage, TruncatedImage, UnsupportedImageFormat
 from app.labels import Label
 from app.predictor import Predictor
 from app.schemas import PredictionResponse
-from app.tfserving.client import ModelOutput
+from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
 
 LABELS = tuple(Label(code, code) for code in ("A", "B", "C"))
@@ -84,3 +85,41 @@ def test_no_usable_photo_no_call() -> None:
     assert [type(o) for o in run(model, [b"", b"text"])] == [
         EmptyImage, UnsupportedImageFormat]
     assert model.calls == []
+
+
+class SwitchedModel(PixelModel):
+    """Version 8 with another input size replaced version 7 after the signature was read: the
+    first Predict built for 7 is refused (as TF Serving refuses unknown keys or shapes)."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__(batch)
+        self.old = self._signature
+        self.new = Signature(model_name="m", version=8, name="serving_default", input_name="x2",
+                             height=16, width=16, output_name="y2", num_classes=3, batch=batch)
+
+    async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
+        if signature == self.old:
+            self.calls.append(images.shape)
+            self._signature = self.new  # the client dropped its cached signature
+            raise ModelFailed("input size mismatch")
+        return await super().predict(signature, images)
+
+
+def test_a_signature_change_after_a_version_switch_is_retried_once_with_the_new_one() -> None:
+    model = SwitchedModel(batch=-1)
+    outcomes = run(model, [RED, b"", BLUE])
+    assert model.calls == [(2, 8, 8, 3), (2, 16, 16, 3)]  # decoded again at the new size
+    assert [getattr(o, "code", None) for o in outcomes] == ["A", None, "C"]
+
+
+class BrokenModel(PixelModel):
+    async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
+        self.calls.append(images.shape)
+        raise ModelFailed("the model failed")
+
+
+def test_a_failure_with_an_unchanged_signature_is_not_retried() -> None:
+    model = BrokenModel(batch=-1)
+    with pytest.raises(ModelFailed):
+        run(model, [RED, GREEN])
+    assert model.calls == [(2, 8, 8, 3)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
-from run_local.config import REPO
-from run_local.stack import TRAEFIK_GODEBUG, traefik_addresses
+from run_local.config import INTERNAL_PORTS, REPO, read_config
+from run_local.stack import API_KEEP_ALIVE_SECONDS, TRAEFIK_GODEBUG, services, traefik_addresses
 
 
 def test_traefik_gets_the_same_godebug_as_the_image() -> None:
@@ -19,3 +21,34 @@ def test_every_entry_point_listens_on_loopback() -> None:
     ports = {"PORT": 9000, "PING_PORT": 9001, "METRICS_PORT": 9002}
     assert traefik_addresses(ports, ["web", "ping", "metrics"]) == {
         "web": "127.0.0.1:9000", "ping": "127.0.0.1:9001", "metrics": "127.0.0.1:9002"}
+
+
+def seconds(text: str) -> float:
+    """A Go duration of whole units (90s, 2m) or a plain number of seconds."""
+    match = re.fullmatch(r"(\d+)(s|m)?", text.strip().strip('"'))
+    assert match, text
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_upstreams_keep_idle_connections_longer_than_the_proxy_does() -> None:
+    """Traefik's idle upstream connections close before the API's (uvicorn) and nginx's: the
+    proxy never sends a request on a connection the upstream is closing (a rare 502)."""
+    dynamic = (REPO / "traefik" / "dynamic.yml").read_text()
+    (proxy_idle,) = re.findall(r"^\s*idleConnTimeout:\s*(\S+)", dynamic, re.MULTILINE)
+    dockerfile = (REPO / "api.service" / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD\s*(\[.*?\])\s*$", dockerfile.replace("\\\n", ""), re.MULTILINE)
+    assert cmd, "api.service/Dockerfile has no exec-form CMD"
+    arguments = json.loads(cmd[1])
+    image_keep_alive = seconds(arguments[arguments.index("--timeout-keep-alive") + 1])
+    nginx = (REPO / "ui.service" / "nginx" / "default.conf").read_text()
+    (nginx_keep_alive,) = re.findall(r"^\s*keepalive_timeout\s+(\S+);", nginx, re.MULTILINE)
+    assert image_keep_alive == API_KEEP_ALIVE_SECONDS
+    for upstream in (image_keep_alive, API_KEEP_ALIVE_SECONDS, seconds(nginx_keep_alive)):
+        assert upstream > seconds(proxy_idle) + 1
+
+
+def test_run_local_starts_uvicorn_with_that_keep_alive(tmp_path: Path) -> None:
+    ports = dict.fromkeys(("PORT", *INTERNAL_PORTS), 1)
+    config = read_config({"RUN_DIR": str(tmp_path)}, tmp_path)
+    (api,) = [s for s in services(config, ports, "nginx") if s.name == "api"]
+    assert api.argv[api.argv.index("--timeout-keep-alive") + 1] == str(API_KEEP_ALIVE_SECONDS)
