@@ -39,7 +39,8 @@ def post_a_batch(client: httpx.Client, photo: bytes) -> dict:
 
 @pytest.mark.parametrize("post", [post_one_photo, post_a_batch], ids=["single", "batch"])
 def test_the_first_request_after_a_signature_change_is_answered(
-        post: Callable[[httpx.Client, bytes], dict], tmp_path: Path, logs_dir: Path, leaf_photo_paths: list[Path]) -> None:
+        post: Callable[[httpx.Client, bytes], dict], tmp_path: Path, logs_dir: Path,
+        leaf_photo_paths: list[Path]) -> None:
     model_dir = tmp_path / DEMO_MODEL_NAME
     shutil.copytree(MODEL_REPOSITORY / DEMO_MODEL_NAME / "1", model_dir / "1")
     server = start_model_server(DEMO_MODEL_NAME, model_dir, logs_dir)

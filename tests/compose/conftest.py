@@ -84,10 +84,11 @@ def copy_model_repository(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-          artifacts_dir: Path) -> Iterator[ComposeProject]:
+          artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[ComposeProject]:
     """`docker compose up --build --wait` of docker-compose.yml on the offline bases, on
     127.0.0.1:<free port>, with a temporary copy of the model repository mounted; always
-    `down -v` afterwards (its logs are kept in test-artifacts/compose-stack.log)."""
+    `down -v` afterwards (its logs are kept in test-artifacts/compose-stack.log). A test module's
+    STACK_SETTINGS (a dict) adds or changes .env variables for its stack."""
     workdir = tmp_path_factory.mktemp("compose")
     repository = copy_model_repository(workdir / "models")
     project = ComposeProject(name=f"cassava-test-{uuid.uuid4().hex[:8]}",
@@ -101,6 +102,7 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
         "MODEL_LOAD_RETRIES": "0",
         # Parallel checkouts sharing one engine set their own tag so their images don't collide.
         "IMAGE_TAG": os.environ.get("CASSAVA_TEST_IMAGE_TAG", "compose-test"),
+        **getattr(request.module, "STACK_SETTINGS", {}),
     }
     project.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     try:

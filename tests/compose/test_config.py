@@ -225,3 +225,40 @@ def test_swarm_accepts_the_file_apart_from_depends_on(tmp_path: Path) -> None:
                  env={"PATH": os.environ["PATH"], "MODEL_REPOSITORY": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "depends_on" not in result.stdout and "read_only: true" in result.stdout
+
+
+def spooling_routes() -> dict[str, str]:
+    """Router name -> its buffering middleware, for the routers of traefik/dynamic.yml that may
+    spool bodies to disk (upload-cap, batch-cap); every one must come after upload-slots."""
+    text = (REPO_ROOT / "traefik" / "dynamic.yml").read_text()
+    routers = text.split("\n  middlewares:\n", 1)[0]
+    found = {}
+    for name, body in re.findall(r"^    ([\w-]+):\n((?:      .*\n)+)", routers, re.MULTILINE):
+        chain = re.search(r"middlewares: \[([^\]]*)\]", body, re.DOTALL)
+        names = [m.strip() for m in chain[1].split(",")] if chain else []
+        spool = [m for m in names if m in ("upload-cap", "batch-cap")]
+        if spool:
+            found[name] = spool[0]
+            if "upload-slots" in names:
+                assert names.index("upload-slots") < names.index(spool[0]), name
+    return found
+
+
+def test_the_proxy_tmpfs_holds_every_upload_slot_and_fits_its_memory_limit(
+        config: dict[str, Any]) -> None:
+    """Traefik spools bodies over 1 MiB to its tmpfs: the upload slots of every spooling route
+    (a counter per route) at their maximum body must fit, or a crowd of uploads gets a 500."""
+    traefik = config["services"]["traefik"]
+    env = traefik["environment"]
+    routes = spooling_routes()
+    capped = {name: cap for name, cap in routes.items() if name.endswith("-large")}
+    # Every spooling route is either capped, or takes only small bodies (its -large twin does).
+    assert {name for name in routes if f"{name}-large" not in routes} == set(capped), routes
+    cap_bytes = {"upload-cap": int(env["MAX_UPLOAD_BYTES"]),
+                 "batch-cap": int(env["MAX_BATCH_BYTES"])}
+    needed = int(env["UPLOAD_SLOTS"]) * sum(cap_bytes[cap] for cap in capped.values())
+    (tmpfs,) = [t for t in traefik["tmpfs"] if t.startswith("/tmp:")]
+    size = re.search(r"size=(\d+)m", tmpfs)
+    assert size and int(size[1]) * 2**20 >= needed, (tmpfs, needed)
+    memory = int(traefik["deploy"]["resources"]["limits"]["memory"])
+    assert memory >= 256 * 2**20 + int(size[1]) * 2**20
