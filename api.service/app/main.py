@@ -11,13 +11,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.core import logs
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, get_settings
+from app.core.metrics import ObservedRequestsMiddleware
 from app.core.request_id import RequestIdMiddleware
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, predict
+from app.routers import health, metrics, predict
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
@@ -31,6 +33,7 @@ DESCRIPTION = """Cassava leaf disease classifier. POST a JPEG or PNG photo of a 
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load labels, open the one gRPC channel and the decode pool; close them on shutdown."""
     settings: Settings = app.state.settings
+    logs.configure(settings.LOG_FORMAT, settings.LOG_LEVEL)
     labels = load_labels(settings.LABELS_PATH)  # a bad labels file stops the startup, loudly
     client = TFServingClient(
         settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
@@ -69,9 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(predict.router)
     app.include_router(health.router)
+    if settings.METRICS_ENABLED:
+        app.include_router(metrics.router)
     install_error_handlers(app, settings)
-    # Added last = outermost: the request id exists before the body cap can answer 413.
+    # Added last = outermost: the request id exists before the body cap can answer 413 and
+    # before the access log line is written; both see every request, the 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES)
+    app.add_middleware(ObservedRequestsMiddleware, record_metrics=settings.METRICS_ENABLED)
     app.add_middleware(RequestIdMiddleware)
 
     def openapi() -> dict[str, Any]:

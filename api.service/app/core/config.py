@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
         description="threads decoding images (Pillow releases the GIL); default: usable CPUs")
 
     ROOT_PATH: str = Field("", description="prefix a path-stripping proxy serves the app under")
+
+    LOG_FORMAT: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line; text: for a terminal")
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    METRICS_ENABLED: bool = Field(
+        True, description="GET /metrics and the request metrics (off only to measure their cost)")
 
 
 @lru_cache

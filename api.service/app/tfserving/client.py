@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 from google.protobuf.message import Message
 
+from app.core import metrics, request_id
 from app.tfserving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -105,6 +107,12 @@ def channel_options(retry_attempts: int) -> list[tuple[str, object]]:
     ]
 
 
+def _method_name(method: grpc.aio.UnaryUnaryMultiCallable) -> str:
+    """"Predict" for "/tensorflow.serving.PredictionService/Predict"."""
+    path = getattr(method, "_method", b"")
+    return (path.decode() if isinstance(path, bytes) else str(path)).rsplit("/", 1)[-1]
+
+
 def error_for(code: grpc.StatusCode, details: str | None) -> ModelServerError:
     """Classify a gRPC status into the three failures the API distinguishes."""
     message = f"{code.name}: {details or ''}".strip()
@@ -145,10 +153,18 @@ class TFServingClient:
         return spec
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: Message) -> Message:
+        # The request id travels as gRPC metadata; the model server logs it.
+        current = request_id.CURRENT.get()
+        metadata = ((request_id.GRPC_METADATA_KEY, current),) if current else None
+        started, code = time.perf_counter(), grpc.StatusCode.OK
         try:
-            return await method(request, timeout=self.deadline)
+            return await method(request, timeout=self.deadline, metadata=metadata)
         except grpc.aio.AioRpcError as error:
-            raise error_for(error.code(), error.details()) from None
+            code = error.code()
+            raise error_for(code, error.details()) from None
+        finally:
+            metrics.record_model_call(_method_name(method), code.name,
+                                      time.perf_counter() - started)
 
     async def available_versions(self) -> list[int]:
         """Versions of the model that GetModelStatus reports AVAILABLE."""
