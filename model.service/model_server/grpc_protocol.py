@@ -46,6 +46,7 @@ class Call:
     path: str
     timeout: float | None  # seconds, from grpc-timeout
     encoding: bytes  # grpc-encoding of the request message
+    request_id: bytes | None = None  # x-request-id metadata (monitoring.py logs it)
 
 
 def parse_call(headers: list[tuple[bytes, bytes]]) -> Call:
@@ -53,6 +54,7 @@ def parse_call(headers: list[tuple[bytes, bytes]]) -> Call:
     method = path = content_type = None
     timeout = None
     encoding = b"identity"
+    request_id = None
     for name, value in headers:
         if name == b":method":
             method = value
@@ -64,6 +66,8 @@ def parse_call(headers: list[tuple[bytes, bytes]]) -> Call:
             timeout = parse_timeout(value)
         elif name == b"grpc-encoding":
             encoding = value
+        elif name == b"x-request-id":
+            request_id = value
     if method != b"POST":
         raise HttpError(405)
     if content_type is None or not (content_type == CONTENT_TYPE
@@ -75,7 +79,7 @@ def parse_call(headers: list[tuple[bytes, bytes]]) -> Call:
     if encoding != b"identity" and encoding not in _INFLATE_WBITS:
         raise CallError(grpc.StatusCode.UNIMPLEMENTED,
                         f"Compression algorithm '{encoding.decode('latin-1')}' is not supported")
-    return Call(path.decode("latin-1"), timeout, encoding)
+    return Call(path.decode("latin-1"), timeout, encoding, request_id)
 
 
 def parse_timeout(value: bytes) -> float | None:

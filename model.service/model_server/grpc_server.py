@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from model_server import grpc_protocol, http2
+from model_server import grpc_protocol, http2, monitoring
 from model_server.grpc_protocol import CallError, HttpError
 
 log = logging.getLogger("model_server")
@@ -48,6 +48,7 @@ class _Call:
     handler: Handler
     payload: memoryview | bytes
     deadline: float | None  # time.monotonic()
+    request_id: bytes | None = None
     cancelled: bool = False
 
 
@@ -126,7 +127,7 @@ class _Connection:
             self._answer(request.stream_id, grpc_protocol.error_reply(error.code, error.message))
             return None
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
-        accepted = _Call(self, request.stream_id, handler, payload, deadline)
+        accepted = _Call(self, request.stream_id, handler, payload, deadline, call.request_id)
         self.calls[request.stream_id] = accepted
         return accepted
 
@@ -326,7 +327,9 @@ class GrpcServer:
             if call.deadline is not None and time.monotonic() > call.deadline:
                 outcome = (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", b"")
             else:
-                outcome = call.handler(call.payload)
+                metadata = [("x-request-id", call.request_id)] if call.request_id else None
+                with monitoring.request_id(metadata):
+                    outcome = call.handler(call.payload)
         call.payload = b""
         try:
             call.connection.finish(call, outcome)

@@ -8,6 +8,7 @@ stubs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from model_server import handlers, predict_wire
+from model_server import handlers, monitoring, predict_wire
 from model_server.errors import ServingError
 from model_server.grpc_server import GrpcServer
 from model_server.manager import ModelRegistry
@@ -39,21 +40,38 @@ UNIMPLEMENTED = frozenset({
 class Method:
     parse: Callable[[memoryview | bytes], object]  # DecodeError if the bytes are no request
     handle: Callable[[object], Message]
+    api: str  # "Predict", "GetModelMetadata", "GetModelStatus": metrics and log lines
 
     def __call__(self, payload: memoryview | bytes) -> tuple[grpc.StatusCode, str, bytes]:
-        """Parse, run, serialise. Never raises: every failure is a status."""
+        """Parse, run, serialise, record (monitoring.py). Never raises: every failure is a
+        status."""
+        started = time.perf_counter()
+        model_spec = None
         try:
             request = self.parse(payload)
         except DecodeError:
-            return grpc.StatusCode.INTERNAL, "Failed to parse request", b""
+            return self._done(started, None, None, grpc.StatusCode.INTERNAL,
+                              "Failed to parse request", b"")
+        model_spec = (request[0] if isinstance(request, tuple) else request).model_spec
         try:
             reply = self.handle(request)
         except ServingError as error:
-            return error.code, error.message, b""
+            return self._done(started, model_spec, None, error.code, error.message, b"")
         except Exception as error:
             log.exception("gRPC method failed")
-            return grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", b""
-        return grpc.StatusCode.OK, "", reply.SerializeToString()
+            return self._done(started, model_spec, None, grpc.StatusCode.INTERNAL,
+                              f"{type(error).__name__}: {error}", b"")
+        return self._done(started, model_spec, reply, grpc.StatusCode.OK, "",
+                          reply.SerializeToString())
+
+    def _done(self, started: float, model_spec, reply: Message | None, code: grpc.StatusCode,
+              message: str, payload: bytes) -> tuple[grpc.StatusCode, str, bytes]:
+        answered = getattr(reply, "model_spec", None)
+        version = answered.version.value if answered is not None and answered.HasField(
+            "version") else None
+        monitoring.record_call(self.api, model_spec.name if model_spec is not None else "",
+                               version, code, time.perf_counter() - started)
+        return code, message, payload
 
 
 def parse_predict(payload: memoryview | bytes,
@@ -70,13 +88,14 @@ def methods(registry: ModelRegistry, reply_as_content: bool) -> dict[str, Method
     return {
         PREDICTION_SERVICE + "Predict": Method(
             parse_predict,
-            lambda parsed: handlers.predict(registry, parsed[0], reply_as_content, parsed[1])),
+            lambda parsed: handlers.predict(registry, parsed[0], reply_as_content, parsed[1]),
+            "Predict"),
         PREDICTION_SERVICE + "GetModelMetadata": Method(
             get_model_metadata_pb2.GetModelMetadataRequest.FromString,
-            lambda request: handlers.get_model_metadata(registry, request)),
+            lambda request: handlers.get_model_metadata(registry, request), "GetModelMetadata"),
         MODEL_SERVICE + "GetModelStatus": Method(
             get_model_status_pb2.GetModelStatusRequest.FromString,
-            lambda request: handlers.get_model_status(registry, request)),
+            lambda request: handlers.get_model_status(registry, request), "GetModelStatus"),
     }
 
 

@@ -8,13 +8,15 @@ from concurrent import futures
 
 import grpc
 
+from model_server import monitoring
 from model_server.grpc_protocol import MAX_MESSAGE_BYTES
 from model_server.grpc_server import Handler
 
 
 def _unary(handler: Handler) -> grpc.RpcMethodHandler:
     def behaviour(payload: bytes, context: grpc.ServicerContext) -> bytes:
-        code, message, reply = handler(payload)
+        with monitoring.request_id(context.invocation_metadata()):
+            code, message, reply = handler(payload)
         if code is not grpc.StatusCode.OK:
             context.abort(code, message)
         return reply

@@ -11,7 +11,7 @@ from pathlib import Path
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it; set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model_server import __version__, config, flags, logs, memory
+from model_server import __version__, config, flags, logs, memory, monitoring
 
 GRPC_STOP_GRACE_SECONDS = 0.5
 
@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as error:
         log.error(str(error))
         return 1
+    prometheus = None
+    if parsed.monitoring_config_file:
+        try:
+            prometheus = monitoring.load_config(Path(parsed.monitoring_config_file))
+        except monitoring.ConfigError as error:
+            log.error(str(error))
+            return 1
     if parsed.model_config_file:
         log.info(f"Loading model config from {parsed.model_config_file}")
     else:
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def load(name: str, version: int, path: Path):
         log.info(f"Reading SavedModel from: {path}")
-        return servable.load(name, version, path, tags, session_config)
+        with monitoring.timed_load(path):
+            return servable.load(name, version, path, tags, session_config)
 
     log.info("Adding/updating models.")
     managed = []
@@ -103,12 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     rest_server = None
     if parsed.rest_api_port:
         try:
-            rest_server, _ = rest.start(registry, parsed.bind_address, parsed.rest_api_port)
+            rest_server, _ = rest.start(registry, parsed.bind_address, parsed.rest_api_port,
+                                        metrics_path=prometheus.path if prometheus else None)
         except OSError as error:
             log.error(f"Failed to start HTTP Server at localhost:{parsed.rest_api_port}: {error}")
             grpc_server.stop(0)
             return 1
         log.info(f"Exporting HTTP/REST API at:localhost:{parsed.rest_api_port} ...")
+        if prometheus:
+            log.info(f"Prometheus metrics at:localhost:{parsed.rest_api_port}{prometheus.path}")
+    elif prometheus:
+        log.warning("--monitoring_config_file enables Prometheus metrics, but they are served on "
+                    "the REST port and --rest_api_port is 0")
 
     for model in managed:
         threading.Thread(target=model.run, args=(parsed.file_system_poll_wait_seconds,),

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from model_server import handlers, rest_json
+from model_server import handlers, monitoring, rest_json
 from model_server.errors import ServingError, invalid_argument
 from model_server.manager import ModelRegistry
 
@@ -93,6 +93,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "TensorFlowServing-compatible"
     api: RestApi  # set on the subclass made by start()
+    metrics_path: str | None = None  # --monitoring_config_file's prometheus_config.path
 
     def log_message(self, format: str, *args) -> None:
         log.debug("REST %s", format % args)
@@ -104,6 +105,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_metrics(self) -> None:
+        page = monitoring.page()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", monitoring.CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def _error(self, status: int, message: str) -> None:
         self._send(status, {"error": message})
@@ -126,6 +135,9 @@ class Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
 
     def do_GET(self) -> None:
+        if self.metrics_path and self.path.split("?", 1)[0] == self.metrics_path:
+            self._send_metrics()
+            return
         match = self._route("GET")
         if match is None:
             return
@@ -167,10 +179,12 @@ class RestServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start(registry: ModelRegistry, address: str, port: int
+def start(registry: ModelRegistry, address: str, port: int, metrics_path: str | None = None,
           ) -> tuple[RestServer, threading.Thread]:
-    """Serve the REST API on address:port in a background thread."""
-    handler = type("BoundHandler", (Handler,), {"api": RestApi(registry)})
+    """Serve the REST API on address:port in a background thread (and the Prometheus metrics
+    page on metrics_path, when given)."""
+    handler = type("BoundHandler", (Handler,), {"api": RestApi(registry),
+                                                "metrics_path": metrics_path})
     server = RestServer((address, port), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="rest", daemon=True)

@@ -16,9 +16,12 @@ def parse_samples(text: str) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of the samples called `name` whose labels include `labels` (0 when none)."""
+    """The sum of the samples called `name` whose labels include `labels` (0 when none). The
+    parser names counter samples NAME_total even where the page says NAME (TF Serving's way),
+    so a counter is found under either."""
     wanted = set(labels.items())
-    return sum(v for (n, found), v in samples.items() if n == name and wanted <= found)
+    return sum(v for (n, found), v in samples.items()
+               if n in (name, f"{name}_total") and wanted <= found)
 
 
 def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
