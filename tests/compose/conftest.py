@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,16 +74,15 @@ def copy_model_repository(target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-          artifacts_dir: Path) -> Iterator[ComposeProject]:
-    """`docker compose up --build --wait` of docker-compose.yml on the offline bases, on
-    127.0.0.1:<free port>, with a temporary copy of the model repository mounted; always
-    `down -v` afterwards (its logs are kept in test-artifacts/compose-stack.log)."""
-    workdir = tmp_path_factory.mktemp("compose")
+@contextmanager
+def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
+                  profiles: tuple[str, ...] = ()) -> Iterator[ComposeProject]:
+    """`docker compose up --build --wait` of docker-compose.yml (with `profiles`) on the offline
+    bases, on 127.0.0.1:<free port>, with a temporary copy of the model repository mounted;
+    always `down -v` afterwards (its logs are kept in log_path)."""
     repository = copy_model_repository(workdir / "models")
     project = ComposeProject(name=f"cassava-test-{uuid.uuid4().hex[:8]}",
-                             env_file=workdir / "test.env", port=free_port())
+                             env_file=workdir / "test.env", port=free_port(), profiles=profiles)
     settings = {
         **offline_bases,
         "HTTP_BIND": "127.0.0.1",
@@ -100,6 +100,15 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                         f"{result.stderr[-4000:]}\n{project.logs(tail=60)}", pytrace=False)
         yield project
     finally:
-        (artifacts_dir / "compose-stack.log").write_text(project.logs(tail=2000))
+        log_path.write_text(project.logs(tail=2000))
         project.compose("down", "--volumes", "--remove-orphans", "--timeout", "10",
                         timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+          artifacts_dir: Path) -> Iterator[ComposeProject]:
+    """The default stack (no profile); logs in test-artifacts/compose-stack.log."""
+    with running_stack(offline_bases, tmp_path_factory.mktemp("compose"),
+                       artifacts_dir / "compose-stack.log") as project:
+        yield project
