@@ -41,6 +41,7 @@ LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0
 KIB, MIB = 1024, 1024 * 1024
 SIZE_BUCKETS = (KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 2 * MIB, 4 * MIB, 8 * MIB,
                 10 * MIB, 16 * MIB)
+_PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 UNMATCHED = "<unmatched>"  # never the raw path: a scanner must not create a series per URL
 PREDICT_ROUTES = frozenset({"/predict/image", "/v1/predict/image"})
 
@@ -78,6 +79,10 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+# Children of the labelled metrics whose label values are known in advance, looked up once.
+_PHASES = {name: PHASE_SECONDS.labels(name) for name in ("decode", "model", "reply")}
+
+
 @contextmanager
 def phase(name: str) -> Iterator[None]:
     """Time one phase of a prediction (decode, model, reply)."""
@@ -85,7 +90,7 @@ def phase(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        PHASE_SECONDS.labels(name).observe(time.perf_counter() - started)
+        _PHASES[name].observe(time.perf_counter() - started)
 
 
 def record_prediction(model_name: str, version: int, code: str, low_confidence: bool) -> None:
@@ -135,8 +140,8 @@ class ObservedRequestsMiddleware:
             nonlocal status, problem
             if message["type"] == "http.response.start":
                 status = message["status"]
-                content_type = dict(message.get("headers", ())).get(b"content-type", b"")
-                if content_type.startswith(PROBLEM_MEDIA_TYPE.encode()):
+                if status >= 400 and any(name == b"content-type" and value.startswith(_PROBLEM)
+                                         for name, value in message.get("headers", ())):
                     problem = bytearray()
             elif message["type"] == "http.response.body" and problem is not None:
                 problem += message.get("body", b"")
