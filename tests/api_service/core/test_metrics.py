@@ -3,11 +3,12 @@ status and problem code; histograms hold one observation per request; several wo
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 from tests.api_service.conftest import FIELD, ApiServer, api_env, start_api
 from tests.support.model_server import RunningModelServer
@@ -131,17 +132,38 @@ def test_several_workers_add_up(seed_model_server: RunningModelServer, logs_dir:
                                 tmp_path: Path, leaf_photo_paths: list[Path]) -> None:
     """uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: every scrape, whichever worker answers
     it, reports the requests both workers served."""
-    env = api_env(seed_model_server, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    metrics_dir, scratch = tmp_path / "metrics", tmp_path / "scratch"
+    metrics_dir.mkdir()
+    scratch.mkdir()
+    env = api_env(seed_model_server, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     server = start_api(logs_dir, env, name="api-two-workers", extra_args=("--workers", "2"))
     try:
-        count = 12
-        for _ in range(count):  # a new connection each: the kernel spreads them over workers
+        sent = 0
+        # A new connection each: whichever worker accepts it answers. Until both have served.
+        served = per_worker_healthz(metrics_dir, scratch)
+        while sent < 200 and not (len(served) == 2 and all(served.values())):
             assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
-        worker_files = {p.name.rsplit("_", 1)[-1] for p in tmp_path.glob("counter_*.db")}
-        assert len(worker_files) == 2, f"both workers should have served: {worker_files}"
-        for _ in range(6):
+            sent += 1
+            served = per_worker_healthz(metrics_dir, scratch)
+        assert len(served) == 2 and all(served.values()), served
+        total = sum(served.values())  # ours, and start_api's readiness polls
+        assert total >= sent
+        for _ in range(6):  # whichever worker answers the scrape reports both workers' requests
             samples = parse_samples(httpx.get(f"{server.base_url}/metrics", timeout=10).text)
-            assert delta(samples, {}, "cassava_api_requests_total", route="/healthz") >= count
+            assert delta(samples, {}, "cassava_api_requests_total", route="/healthz") == total
     finally:
         server.stop()
-    assert not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def per_worker_healthz(directory: Path, scratch: Path) -> dict[str, float]:
+    """GET /healthz requests counted by each worker, read from its own multiprocess file."""
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        alone = scratch / path.stem
+        alone.mkdir(exist_ok=True)
+        shutil.copyfile(path, alone / path.name)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(alone))
+        samples = parse_samples(generate_latest(registry).decode())
+        counts[path.stem] = delta(samples, {}, "cassava_api_requests_total", route="/healthz")
+    return counts
