@@ -43,7 +43,7 @@ SIZE_BUCKETS = (KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 2 * MIB, 4 * M
                 10 * MIB, 16 * MIB)
 _PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 UNMATCHED = "<unmatched>"  # never the raw path: a scanner must not create a series per URL
-PREDICT_ROUTES = frozenset({"/predict/image", "/v1/predict/image"})
+PREDICT_ROUTES = frozenset({"/predict/image", "/v1/predict/image", "/v1/predict/images"})
 
 REQUESTS = Counter("cassava_api_requests", "HTTP requests answered, by route template, method "
                    "and status", ["route", "method", "status"])
