@@ -7,7 +7,8 @@ image alike.
     prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }
 
 Everything about metrics lives here (config parsing, the registry, the recording functions, the
-page); the transports only call `record_call` / `timed_load` and `page`.
+page and its route); the REST app mounts `routes(...)`, the gRPC methods call `record_call` under
+`request_id(...)`, the loader runs in `timed_load`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.utils import floatToGoString
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 log = logging.getLogger("model_server")
 
@@ -169,3 +173,14 @@ def page() -> bytes:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def routes(settings: PrometheusSettings | None) -> list[BaseRoute]:
+    """The metrics page's route for the REST app: none unless the monitoring config enables it."""
+    if settings is None:
+        return []
+
+    async def metrics_page(request: Request) -> Response:
+        return Response(page(), media_type=CONTENT_TYPE)
+
+    return [Route(settings.path, metrics_page, methods=["GET"])]

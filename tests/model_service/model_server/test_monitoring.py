@@ -24,14 +24,13 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 CONFIG = f'prometheus_config {{\n  enable: true,\n  path: "{METRICS_PATH}"\n}}\n'
 
 
-@pytest.fixture(scope="module", params=["own", "grpcio"])
-def monitored_server(request: pytest.FixtureRequest, logs_dir: Path,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningModelServer]:
+@pytest.fixture(scope="module")
+def monitored_server(logs_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[RunningModelServer]:
     config = tmp_path_factory.mktemp("monitoring") / "monitoring.config"
     config.write_text(CONFIG)
     server = start_model_server(SEED_MODEL_NAME, SEED_MODEL_BASE_PATH, logs_dir,
                                 f"--monitoring_config_file={config}",
-                                f"--grpc_server_core={request.param}",
                                 env={"LOG_FORMAT": "json"})
     yield server
     server.stop()
