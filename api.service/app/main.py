@@ -20,7 +20,7 @@ from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, metrics, predict
+from app.routers import health, metrics, model_info, predict
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)  # Swagger UI from local files (app/docs.py); no ReDoc (CDN only)
     app.include_router(predict.router)
     app.include_router(health.router)
+    app.include_router(model_info.router)
     if settings.METRICS_ENABLED:
         app.include_router(metrics.router)
     install_error_handlers(app, settings)

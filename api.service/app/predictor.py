@@ -51,7 +51,18 @@ class Predictor:
         signature = await self.signature()
         tensor = await self._decode(image, signature)
         with metrics.phase("model"):
-            output = await self.client.predict(signature, tensor)
+            try:
+                output = await self.client.predict(signature, tensor)
+            except ModelFailed:
+                # A new version with other signature keys or input size (e.g. the article's model
+                # installed over the demo) refuses a request built for the old one: the client has
+                # dropped its cached signature, so ask again, and retry once if it did change.
+                fresh = await self.signature()
+                if fresh == signature:
+                    raise
+                if (fresh.height, fresh.width) != (signature.height, signature.width):
+                    tensor = await self._decode(image, fresh)
+                output = await self.client.predict(fresh, tensor)
         return self._answer(output.values, output, request_id)
 
     async def predict_many(self, images: Sequence[Callable[[], bytes]], request_id: str
