@@ -180,7 +180,9 @@ export function describeError({ kind = '', status = 0, code = '', offline = fals
   if (kind === 'network' || status === 0) return transient('error.unreachable');
   switch (code) {
     case 'empty_image': case 'undecodable_image': case 'truncated_image': return photo('error.bad_photo');
-    case 'body_too_large': case 'image_too_large': return photo('error.too_large');
+    case 'body_too_large': case 'image_too_large': case 'image_too_costly': return photo('error.too_large');
+    case 'image_too_small': case 'blank_image': return photo('error.no_leaf');
+    case 'decoder_busy': return transient('error.busy');
     case 'unsupported_media_type': return photo('error.not_a_photo');
     case 'model_timeout': return transient('error.timeout');
     case 'model_unavailable': case 'model_error': case 'model_misconfigured': return transient('error.down');
