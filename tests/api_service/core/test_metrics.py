@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from tests.api_service.conftest import FIELD, ApiServer, api_env, start_api
 from tests.support.model_server import RunningModelServer
 from tests.support.prometheus import Samples, delta, label_values, parse_samples
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -138,10 +139,14 @@ def test_several_workers_add_up(seed_model_server: RunningModelServer, logs_dir:
     env = api_env(seed_model_server, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     server = start_api(logs_dir, env, name="api-two-workers", extra_args=("--workers", "2"))
     try:
+        # Both workers have started once each has written its files (its lifespan calls the
+        # model server); only then can the kernel hand connections to either.
+        wait_until(lambda: len(list(metrics_dir.glob("counter_*.db"))) == 2, 60,
+                   "two workers' metric files")
         sent = 0
         # A new connection each: whichever worker accepts it answers. Until both have served.
         served = per_worker_healthz(metrics_dir, scratch)
-        while sent < 200 and not (len(served) == 2 and all(served.values())):
+        while sent < 400 and not (len(served) == 2 and all(served.values())):
             assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
             sent += 1
             served = per_worker_healthz(metrics_dir, scratch)
