@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
 
-    MODEL_SERVER_ADDRESS: str = Field("127.0.0.1:8500", description="TF Serving gRPC host:port")
+    MODEL_SERVER_ADDRESS: str = Field(
+        "127.0.0.1:8500", description="TF Serving gRPC target: host:port, or e.g. "
+        "dns:///tasks.model.service:8500 to reach every replica a DNS name returns")
+    MODEL_SERVER_LB_POLICY: Literal["round_robin", "pick_first"] = Field(
+        "round_robin", description="gRPC load balancing over the target's addresses")
     MODEL_NAME: str = "cassava"
     MODEL_VERSION: PositiveInt | None = Field(
         None, description="pin one model version; unset = the newest version the server serves")

@@ -75,8 +75,9 @@ class ModelOutput:
     version: int
 
 
-def service_config(retry_attempts: int) -> dict:
-    """Channel service config: retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
+def service_config(retry_attempts: int, lb_policy: str = "round_robin") -> dict:
+    """Channel service config: spread calls over every address the target resolves to
+    (`lb_policy`), retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
     method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
                              {"service": "tensorflow.serving.ModelService"}],
                     "waitForReady": False}
@@ -84,14 +85,17 @@ def service_config(retry_attempts: int) -> dict:
         method["retryPolicy"] = {"maxAttempts": retry_attempts, "initialBackoff": "0.1s",
                                  "maxBackoff": "1s", "backoffMultiplier": 2,
                                  "retryableStatusCodes": ["UNAVAILABLE"]}
-    return {"methodConfig": [method]}
+    # round_robin keeps a connection to every resolved replica (e.g. dns:///tasks.model.service:
+    # 8500) and sends each call, and each retry, to the next ready one; pick_first uses one.
+    return {"loadBalancingConfig": [{lb_policy: {}}], "methodConfig": [method]}
 
 
-def channel_options(retry_attempts: int) -> list[tuple[str, object]]:
+def channel_options(retry_attempts: int,
+                    lb_policy: str = "round_robin") -> list[tuple[str, object]]:
     """The channel arguments; docs/api-service.md explains each choice."""
     return [
         ("grpc.enable_retries", 1),
-        ("grpc.service_config", json.dumps(service_config(retry_attempts))),
+        ("grpc.service_config", json.dumps(service_config(retry_attempts, lb_policy))),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 0),
@@ -120,13 +124,14 @@ class TFServingClient:
 
     def __init__(self, address: str, model_name: str, *, version: int | None = None,
                  signature_name: str = "serving_default", deadline: float = 5.0,
-                 retry_attempts: int = 3) -> None:
+                 retry_attempts: int = 3, lb_policy: str = "round_robin") -> None:
         self.address = address
         self.model_name = model_name
         self.pinned_version = version
         self.signature_name = signature_name
         self.deadline = deadline
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options(retry_attempts))
+        self._channel = grpc.aio.insecure_channel(
+            address, options=channel_options(retry_attempts, lb_policy))
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._signatures: dict[int, Signature] = {}  # by model version
