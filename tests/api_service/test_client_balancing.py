@@ -3,6 +3,7 @@ and a call a replica answers UNAVAILABLE is retried on another replica (docs/sca
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from app.tfserving.signature import Signature
 from app.tfserving.tensors import to_tensor_proto
 
 SIGNATURE = Signature(model_name="cassava", version=1, name="serving_default", input_name="x",
-                      height=2, width=2, output_name="y", num_classes=2)
-IMAGE = np.zeros((1, 2, 2, 3), dtype=np.float32)
+                      height=150, width=150, output_name="y", num_classes=2)
+# The cassava model's input size: 270 kB, more than gRPC's default per-call retry buffer
+# (256 KiB), past which a call is committed and never retried.
+IMAGE = np.zeros((1, 150, 150, 3), dtype=np.float32)
 CALLS = 200
 
 
@@ -41,7 +44,7 @@ class Replica(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.calls = 0
         self.down = False
 
-    async def Predict(self, request: predict_pb2.PredictRequest,  # noqa: N802 (gRPC's name)
+    async def Predict(self, request: predict_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> predict_pb2.PredictResponse:
         self.calls += 1
         if self.down:
@@ -129,3 +132,35 @@ async def test_without_retries_unavailable_reaches_the_caller(replicas: Replicas
             await predict_many(client, 30)
     finally:
         await client.close()
+
+
+@pytest.mark.anyio
+async def test_reopened_channel_reaches_replicas_added_since(replicas: Replicas) -> None:
+    """gRPC resolves a target again only when a connection closes; the reopened channel
+    resolves afresh. Here the target's answer changes as DNS does when replicas are added."""
+    first = replicas.target.removeprefix("ipv4:").split(",")[0]
+    client = TFServingClient(f"ipv4:{first}", "cassava", reopen_seconds=0.2)
+    try:
+        await predict_many(client, 10)
+        assert [replica.calls for replica in replicas.replicas] == [10, 0, 0]
+        client.address = replicas.target  # the name now resolves to three replicas
+        await asyncio.sleep(0.3)
+        await predict_many(client, 30)
+    finally:
+        await client.close()
+    assert all(replica.calls >= 5 for replica in replicas.replicas[1:]), \
+        [replica.calls for replica in replicas.replicas]
+
+
+@pytest.mark.anyio
+async def test_no_reopen_by_default_keeps_the_first_resolution(replicas: Replicas) -> None:
+    first = replicas.target.removeprefix("ipv4:").split(",")[0]
+    client = TFServingClient(f"ipv4:{first}", "cassava")
+    try:
+        await predict_many(client, 5)
+        client.address = replicas.target
+        await asyncio.sleep(0.3)
+        await predict_many(client, 10)
+    finally:
+        await client.close()
+    assert [replica.calls for replica in replicas.replicas] == [15, 0, 0]

@@ -158,6 +158,7 @@ class SteadyLoad:
         self._failures: list[str] = []
         self._sent = 0
         self._local = threading.local()
+        self._clients: list[httpx.Client] = []  # one per worker thread, closed in stop()
         self._thread = threading.Thread(target=self._schedule, name="load-schedule", daemon=True)
         self._started = 0.0
         self._seconds = 0.0
@@ -175,6 +176,8 @@ class SteadyLoad:
         if client is None:
             client = httpx.Client(timeout=self.timeout, headers={"Host": API_HOST})
             self._local.client = client
+            with self._lock:
+                self._clients.append(client)
         return client
 
     def _schedule(self) -> None:
@@ -210,6 +213,8 @@ class SteadyLoad:
             self._thread.join()
             self._pool.shutdown(wait=True)
             self._seconds = time.monotonic() - self._started
+            for client in self._clients:
+                client.close()
         with self._lock:
             return LoadResult(Counter(self._statuses), list(self._failures), self._sent,
                               self._seconds, Counter(self._versions))

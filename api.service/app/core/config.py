@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         "dns:///tasks.model.service:8500 to reach every replica a DNS name returns")
     MODEL_SERVER_LB_POLICY: Literal["round_robin", "pick_first"] = Field(
         "round_robin", description="gRPC load balancing over the target's addresses")
+    MODEL_SERVER_REOPEN_SECONDS: float = Field(
+        0.0, ge=0.0, description="reopen the gRPC channel this often, resolving the target "
+        "afresh (replicas added since); 0 = never")
     MODEL_NAME: str = "cassava"
     MODEL_VERSION: PositiveInt | None = Field(
         None, description="pin one model version; unset = the newest version the server serves")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -95,6 +96,9 @@ def channel_options(retry_attempts: int,
     """The channel arguments; docs/api-service.md explains each choice."""
     return [
         ("grpc.enable_retries", 1),
+        # gRPC keeps a call's request for retries only up to this size (default 256 KiB, less
+        # than one 150x150 image): a larger call is committed once sent and never retried.
+        ("grpc.per_rpc_retry_buffer_size", MAX_SEND_MESSAGE_BYTES),
         ("grpc.service_config", json.dumps(service_config(retry_attempts, lb_policy))),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
@@ -124,21 +128,40 @@ class TFServingClient:
 
     def __init__(self, address: str, model_name: str, *, version: int | None = None,
                  signature_name: str = "serving_default", deadline: float = 5.0,
-                 retry_attempts: int = 3, lb_policy: str = "round_robin") -> None:
+                 retry_attempts: int = 3, lb_policy: str = "round_robin",
+                 reopen_seconds: float = 0.0) -> None:
         self.address = address
         self.model_name = model_name
         self.pinned_version = version
         self.signature_name = signature_name
         self.deadline = deadline
-        self._channel = grpc.aio.insecure_channel(
-            address, options=channel_options(retry_attempts, lb_policy))
-        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._options = channel_options(retry_attempts, lb_policy)
+        # gRPC resolves the target again only when a connection closes: replicas added since
+        # get no calls until then. A channel reopened every `reopen_seconds` (0 = never)
+        # resolves afresh; the old one finishes its calls in flight, then closes.
+        self._reopen_seconds = reopen_seconds
+        self._closing: set[asyncio.Task[None]] = set()
+        self._open_channel()
         self._signatures: dict[int, Signature] = {}  # by model version
         self._current_version: int | None = None  # the version the server answered with last
         self._metadata_lock = asyncio.Lock()
 
+    def _open_channel(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._opened_at = time.monotonic()
+
+    def _reopen_if_due(self) -> None:
+        if self._reopen_seconds and time.monotonic() - self._opened_at >= self._reopen_seconds:
+            old = self._channel
+            self._open_channel()
+            task = asyncio.get_running_loop().create_task(old.close(grace=self.deadline))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
+        await asyncio.gather(*self._closing)
         await self._channel.close()
 
     def _model_spec(self, *, with_signature: bool = False) -> model_pb2.ModelSpec:
@@ -150,6 +173,7 @@ class TFServingClient:
         return spec
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: Message) -> Message:
+        self._reopen_if_due()  # the next call goes to the new channel; this one, to the old
         try:
             return await method(request, timeout=self.deadline)
         except grpc.aio.AioRpcError as error:
