@@ -36,7 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
         signature_name=settings.SIGNATURE_NAME, deadline=settings.MODEL_DEADLINE_SECONDS,
         retry_attempts=settings.MODEL_RETRY_ATTEMPTS, lb_policy=settings.MODEL_SERVER_LB_POLICY,
-        reopen_seconds=settings.MODEL_SERVER_REOPEN_SECONDS)
+        reopen_seconds=settings.MODEL_SERVER_REOPEN_SECONDS,
+        attempt_timeout=settings.MODEL_ATTEMPT_TIMEOUT_SECONDS)
     pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
     app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
                                     low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD)

@@ -43,12 +43,15 @@ class Replica(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self) -> None:
         self.calls = 0
         self.down = False
+        self.hung = False  # accepts calls and never answers: a node cut off mid-call
 
     async def Predict(self, request: predict_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> predict_pb2.PredictResponse:
         self.calls += 1
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away")
+        if self.hung:
+            await asyncio.sleep(3600)
         reply = predict_pb2.PredictResponse()
         reply.model_spec.name = request.model_spec.name
         reply.model_spec.version.value = 1
@@ -164,3 +167,15 @@ async def test_no_reopen_by_default_keeps_the_first_resolution(replicas: Replica
     finally:
         await client.close()
     assert [replica.calls for replica in replicas.replicas] == [15, 0, 0]
+
+
+@pytest.mark.anyio
+async def test_an_attempt_that_hangs_is_retried_on_another_replica(replicas: Replicas) -> None:
+    replicas.replicas[0].hung = True
+    client = TFServingClient(replicas.target, "cassava", deadline=5.0, attempt_timeout=0.5)
+    try:
+        await predict_many(client, 12)  # every call succeeds, a few after a 0.5 s detour
+    finally:
+        await client.close()
+    assert replicas.replicas[0].calls > 0
+    assert replicas.replicas[1].calls + replicas.replicas[2].calls == 12

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     MODEL_DEADLINE_SECONDS: PositiveFloat = Field(
         5.0, description="deadline of every gRPC call, retries included")
     MODEL_RETRY_ATTEMPTS: int = Field(3, ge=1, le=5, description="gRPC attempts on UNAVAILABLE")
+    MODEL_ATTEMPT_TIMEOUT_SECONDS: float = Field(
+        0.0, ge=0.0, description="an attempt unanswered this long is retried on another "
+        "replica (within MODEL_DEADLINE_SECONDS); 0 = attempts are not timed")
     RETRY_AFTER_SECONDS: PositiveInt = Field(
         5, description="Retry-After sent with 503 model_unavailable")
     DECODE_WORKERS: PositiveInt = Field(

@@ -76,7 +76,8 @@ class ModelOutput:
     version: int
 
 
-def service_config(retry_attempts: int, lb_policy: str = "round_robin") -> dict:
+def service_config(retry_attempts: int, lb_policy: str = "round_robin",
+                   attempt_timeout: float = 0.0) -> dict:
     """Channel service config: spread calls over every address the target resolves to
     (`lb_policy`), retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
     method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
@@ -86,20 +87,27 @@ def service_config(retry_attempts: int, lb_policy: str = "round_robin") -> dict:
         method["retryPolicy"] = {"maxAttempts": retry_attempts, "initialBackoff": "0.1s",
                                  "maxBackoff": "1s", "backoffMultiplier": 2,
                                  "retryableStatusCodes": ["UNAVAILABLE"]}
+        if attempt_timeout:
+            # An attempt with no reply in time (a replica on a node that vanished: no FIN, no
+            # RST) is abandoned and retried on the next replica, within the call's deadline.
+            method["retryPolicy"]["perAttemptRecvTimeout"] = f"{attempt_timeout:.3f}s"
     # round_robin keeps a connection to every resolved replica (e.g. dns:///tasks.model.service:
     # 8500) and sends each call, and each retry, to the next ready one; pick_first uses one.
     return {"loadBalancingConfig": [{lb_policy: {}}], "methodConfig": [method]}
 
 
-def channel_options(retry_attempts: int,
-                    lb_policy: str = "round_robin") -> list[tuple[str, object]]:
+def channel_options(retry_attempts: int, lb_policy: str = "round_robin",
+                    attempt_timeout: float = 0.0) -> list[tuple[str, object]]:
     """The channel arguments; docs/api-service.md explains each choice."""
     return [
         ("grpc.enable_retries", 1),
+        # gRPC reads perAttemptRecvTimeout only with this (still "experimental") switch on.
+        ("grpc.experimental.enable_hedging", 1 if attempt_timeout else 0),
         # gRPC keeps a call's request for retries only up to this size (default 256 KiB, less
         # than one 150x150 image): a larger call is committed once sent and never retried.
         ("grpc.per_rpc_retry_buffer_size", MAX_SEND_MESSAGE_BYTES),
-        ("grpc.service_config", json.dumps(service_config(retry_attempts, lb_policy))),
+        ("grpc.service_config",
+         json.dumps(service_config(retry_attempts, lb_policy, attempt_timeout))),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 0),
@@ -129,13 +137,13 @@ class TFServingClient:
     def __init__(self, address: str, model_name: str, *, version: int | None = None,
                  signature_name: str = "serving_default", deadline: float = 5.0,
                  retry_attempts: int = 3, lb_policy: str = "round_robin",
-                 reopen_seconds: float = 0.0) -> None:
+                 reopen_seconds: float = 0.0, attempt_timeout: float = 0.0) -> None:
         self.address = address
         self.model_name = model_name
         self.pinned_version = version
         self.signature_name = signature_name
         self.deadline = deadline
-        self._options = channel_options(retry_attempts, lb_policy)
+        self._options = channel_options(retry_attempts, lb_policy, attempt_timeout)
         # gRPC resolves the target again only when a connection closes: replicas added since
         # get no calls until then. A channel reopened every `reopen_seconds` (0 = never)
         # resolves afresh; the old one finishes its calls in flight, then closes.
