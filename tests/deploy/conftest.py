@@ -54,4 +54,4 @@ def swarm_lab(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> 
         logs = "".join(path.read_text(errors="replace")[-20000:]
                        for path in sorted(state.glob("node*.log")))
         (artifacts_dir / "swarm-lab.log").write_text(status.stdout + status.stderr + logs)
-        lab.script("down", check=False, timeout=300)
+        lab.script("down", check=False, timeout=900)
