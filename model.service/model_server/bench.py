@@ -1,6 +1,7 @@
 """Benchmark single-image Predict over gRPC against the floor (scripts/bench-model-server).
 
-The floor is the same signature called in-process through a session callable. The server runs as a
+The floor is the same signature called in-process through a session callable (the tests'
+reference model, tests/support/reference.py). The server runs as a
 child process (`python -m model_server`) on 127.0.0.1 ports, once with its own gRPC core (the
 default) and once with `--grpc_server_core=grpcio` (grpcio's server, the baseline it replaced); all
 three are measured side by side in one run, in alternating rounds so that all see the same machine
@@ -14,7 +15,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +24,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
@@ -33,15 +32,15 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+# scripts/bench-model-server puts the repository on the path: the benchmark measures against the
+# tests' own reference model and waits the tests' way.
+from tests.support.ports import free_port
+from tests.support.reference import article_input, load_reference_model
+from tests.support.waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "fixtures"
 AVAILABLE = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def leaf_input(photos: Path) -> np.ndarray:
@@ -49,24 +48,7 @@ def leaf_input(photos: Path) -> np.ndarray:
     found = sorted(photos.glob("*.jpg"))
     if not found:
         return np.random.default_rng(0).random((1, 150, 150, 3), dtype=np.float32)
-    with Image.open(found[0]) as image:
-        array = np.asarray(image.convert("RGB").resize((150, 150)))
-    return np.float32(array / 255.0)[np.newaxis]
-
-
-def floor_callable(version_dir: Path, signature_name: str):
-    """The same signature, loaded the same way, called in-process: what the server cannot beat."""
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
-    signature = meta.signature_def[signature_name]
-    (input_info,) = signature.inputs.values()
-    (output_info,) = signature.outputs.values()
-    fn = session.make_callable(graph.get_tensor_by_name(output_info.name),
-                               feed_list=[graph.get_tensor_by_name(input_info.name)])
-    (input_name,) = signature.inputs
-    return fn, input_name, session
+    return article_input(found[0])
 
 
 def start_server(model_name: str, base_path: Path, port: int, extra: list[str], log_path: Path):
@@ -79,20 +61,21 @@ def start_server(model_name: str, base_path: Path, port: int, extra: list[str], 
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     status = get_model_status_pb2.GetModelStatusRequest()
     status.model_spec.name = model_name
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"model server exited: see {log_path}")
-        try:
-            reply = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status,
-                                                                                   timeout=2)
-            if any(v.state == AVAILABLE for v in reply.model_version_status):
-                return proc, channel, log
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"model server not AVAILABLE after 120 s: see {log_path}")
+    models = model_service_pb2_grpc.ModelServiceStub(channel)
+
+    def available() -> bool:
+        reply = models.GetModelStatus(status, timeout=2)
+        return any(v.state == AVAILABLE for v in reply.model_version_status)
+
+    def exited() -> str | None:
+        return None if proc.poll() is None else f"model server exited: see {log_path}"
+
+    try:
+        wait_until(available, 120, "AVAILABLE model", ignore=(grpc.RpcError,), gave_up=exited)
+    except (RuntimeError, TimeoutError) as error:
+        proc.kill()
+        raise SystemExit(f"{error}; see {log_path}") from None
+    return proc, channel, log
 
 
 def interleaved(calls, count: int, block: int = 50) -> list[list[float]]:
@@ -168,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     batch = leaf_input(args.photos)
-    fn, input_name, session = floor_callable(args.base_path / str(args.version), args.signature)
+    floor = load_reference_model(args.base_path / str(args.version), args.signature)
+    input_name = floor.input_name
     servers = []
     try:
         for core in ("own", "grpcio"):
@@ -187,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         tensor.tensor_content = batch.tobytes()
 
         def floor_call():
-            return fn(batch)
+            return floor(batch)
 
         def caller(channel):
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -225,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
             log.close()
             channel.close()
-        session.close()
+        floor.close()
 
     print(f"machine: {results['machine']}")
     print(f"model:   {results['model']}; {results['calls']} single-image calls each, "

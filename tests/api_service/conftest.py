@@ -1,31 +1,66 @@
-"""API fixtures: the real app under real uvicorn, talking gRPC to the real model server."""
+"""API fixtures: the app in-process (httpx.ASGITransport) with a fake model server for the fast
+lane's route, error and schema tests; the real app under real uvicorn, talking gRPC to the real
+model server, for everything else."""
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
+import app.main
+from app.core.config import Settings
+from tests.support.fake_model_server import FakeModelServer
 from tests.support.model_server import RunningModelServer
 from tests.support.paths import (
     REPO_ROOT,
     SEED_LABELS,
-    SEED_MODEL_BASE_PATH,
     SEED_MODEL_NAME,
     VENV_PYTHON,
 )
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.reference import ReferenceModel, article_input
 
 API_DIR = REPO_ROOT / "api.service"
 FIELD = "image_to_predict"
 PROBLEM_JSON = "application/problem+json"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_model_server() -> FakeModelServer:
+    """The model server as the in-process app sees it; tests change its answers."""
+    return FakeModelServer()
+
+
+@pytest.fixture
+def app_settings() -> dict[str, object]:
+    """Settings for the in-process app beyond the seed model's name and labels (override it)."""
+    return {}
+
+
+@pytest.fixture
+async def app_client(fake_model_server: FakeModelServer, app_settings: dict[str, object],
+                     monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in this process (create_app and its own lifespan), the fake model server in place
+    of the gRPC client; requests go through httpx.ASGITransport."""
+    monkeypatch.setattr(app.main, "TFServingClient", fake_model_server.connect)
+    settings = Settings(MODEL_NAME=SEED_MODEL_NAME, LABELS_PATH=SEED_LABELS, **app_settings)
+    api_app = app.main.create_app(settings)
+    async with api_app.router.lifespan_context(api_app):
+        transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
 
 
 @dataclass
@@ -97,36 +132,8 @@ def api(seed_api: ApiServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def reference_preprocess(data: bytes) -> np.ndarray:
-    """The article's serving preprocessing: full decode, RGB, default-filter resize, /255."""
-    image = Image.open(io.BytesIO(data)).convert("RGB").resize((150, 150))
-    return np.float32(np.asarray(image) / 255.0)[np.newaxis]
-
-
 @pytest.fixture(scope="session")
-def reference_model() -> Iterator[Callable[[np.ndarray], np.ndarray]]:
-    """The seed SavedModel run in-process by TensorFlow (its v1 SignatureDef loader)."""
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(
-            session, ["serve"], str(SEED_MODEL_BASE_PATH / "1"))
-    signature = meta_graph.signature_def["serving_default"]
-    input_name = signature.inputs["conv2d_4_input"].name
-    output_name = signature.outputs["dense_3"].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(output_name, feed_dict={input_name: batch})[0]
-
-    yield run
-    session.close()
-
-
-@pytest.fixture(scope="session")
-def reference_predictions(reference_model: Callable[[np.ndarray], np.ndarray],
+def reference_predictions(reference_predict: ReferenceModel,
                           leaf_photo_paths: list[Path]) -> dict[str, np.ndarray]:
-    """Probabilities per leaf photo name from in-process TensorFlow and the reference pipeline."""
-    return {path.name: reference_model(reference_preprocess(path.read_bytes()))
-            for path in leaf_photo_paths}
+    """Probabilities per leaf photo name from in-process TensorFlow and the article's pipeline."""
+    return {path.name: reference_predict(article_input(path))[0] for path in leaf_photo_paths}

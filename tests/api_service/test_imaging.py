@@ -27,6 +27,7 @@ from app.imaging import (
     image_to_tensor,
     sniff_format,
 )
+from tests.support.reference import article_preprocess
 
 MAX_PIXELS = 40_000_000
 WHITE = (1.0, 1.0, 1.0)
@@ -105,13 +106,6 @@ def leaf() -> Image.Image:
     return leafsynth.render("CMD", seed=3, size=(640, 480))
 
 
-def reference_tensor(data: bytes) -> np.ndarray:
-    """The article's preprocessing: full decode, RGB, default-filter resize, / 255."""
-    with Image.open(io.BytesIO(data)) as image:
-        resized = image.convert("RGB").resize((150, 150))
-    return np.expand_dims(np.float32(np.array(resized) / 255.0), 0)
-
-
 # --- the output --------------------------------------------------------------------------------
 
 
@@ -147,7 +141,7 @@ def test_small_images_are_upscaled(photo):
 def test_article_sized_photos_match_the_reference_pipeline_exactly(leaf_photo_paths, index):
     data = leaf_photo_paths[index].read_bytes()
     assert Image.open(io.BytesIO(data)).size == (800, 600)
-    np.testing.assert_allclose(tensor(data), reference_tensor(data), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(tensor(data), article_preprocess(data), rtol=0, atol=1e-6)
 
 
 @pytest.fixture
@@ -173,7 +167,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale_then_close_to_the_reference(
     result = tensor(big)
     # 4000x3000 / 8 = 500x375: 1/64 of the pixels, still 2.5x the target.
     assert jpeg_decode_sizes[0] == (500, 375)
-    difference = np.abs(result - reference_tensor(big))
+    difference = np.abs(result - article_preprocess(big))
     assert difference.mean() < 0.5 / 255 and difference.max() < 6 / 255
 
 

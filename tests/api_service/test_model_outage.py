@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,8 @@ import pytest
 from tests.api_service.conftest import FIELD, PROBLEM_JSON, ApiServer, api_env, start_api
 from tests.support.model_server import start_model_server
 from tests.support.paths import SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
-from tests.support.processes import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -85,12 +85,8 @@ def model_server_on(port: int, logs_dir: Path) -> Iterator[None]:
 
 def wait_for_ready(client: httpx.Client, timeout: float = 30) -> None:
     """The channel reconnects on its own (reconnect backoff is capped at 2 s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"API not ready {timeout}s after the model server came back")
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout,
+               "API readiness after the model server came back")
 
 
 def test_model_deadline_exceeded_is_504(seed_model_server, logs_dir: Path,

@@ -16,7 +16,7 @@ import pytest
 
 from tests.compose.project import OFFLINE_ENV, ComposeProject, read_env_file, run
 from tests.support.paths import MODEL_REPOSITORY, SCRIPTS_DIR
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 
 # Cold: debootstrap + TensorFlow from PyPI (about 5 min here); warm: seconds.
 OFFLINE_BUILD_TIMEOUT = 2400

@@ -11,7 +11,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.compose.project import API_HOST, SERVICES, UI_HOST, ComposeProject, run
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -29,17 +29,6 @@ STOP_LIMIT_SECONDS = 3.0
 def predict(client: httpx.Client, path: str, photo: Path) -> httpx.Response:
     with photo.open("rb") as image:
         return client.post(path, files={"image_to_predict": (photo.name, image, "image/jpeg")})
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"no {what} after {timeout}s (last: {last!r})")
 
 
 def assert_prediction(response: httpx.Response) -> dict[str, Any]:
@@ -159,22 +148,22 @@ def test_model_outage_gives_503_and_recovers_without_api_restart(
     with stack.client(API_HOST) as client:
         # An operator's kill: the model stays down, the API answers problem documents.
         stack.compose("kill", "model.service")
-        outage = wait_for(lambda: (r := predict(client, "/predict/image", photo))
-                          .status_code == 503 and r, 30, "503 while the model is down")
+        outage = wait_until(lambda: (r := predict(client, "/predict/image", photo))
+                            .status_code == 503 and r, 30, "503 while the model is down")
         assert outage.headers["content-type"].startswith("application/problem+json")
         assert outage.json()["code"] == "model_unavailable" and "retry-after" in outage.headers
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
         stack.compose("start", "model.service")
-        wait_for(lambda: predict(client, "/predict/image", photo).status_code == 200, 180,
-                 "prediction after docker compose start")
+        wait_until(lambda: predict(client, "/predict/image", photo).status_code == 200, 180,
+                   "prediction after docker compose start")
 
         # A crash (SIGKILL of the container's init from the host): the restart policy acts.
         os.kill(stack.inspect("model.service")["State"]["Pid"], signal.SIGKILL)
-        wait_for(lambda: stack.inspect("model.service")["RestartCount"] > model_restarts, 60,
-                 "restart of the crashed model container")
-        wait_for(lambda: predict(client, "/predict/image", photo).status_code == 200, 180,
-                 "prediction after the engine restarted the model")
+        wait_until(lambda: stack.inspect("model.service")["RestartCount"] > model_restarts, 60,
+                   "restart of the crashed model container")
+        wait_until(lambda: predict(client, "/predict/image", photo).status_code == 200, 180,
+                   "prediction after the engine restarted the model")
 
     api_after = stack.inspect("api.service")
     assert api_after["State"]["StartedAt"] == api_before["State"]["StartedAt"]
@@ -203,15 +192,15 @@ def test_new_model_version_is_served_with_no_failed_request(
     thread = threading.Thread(target=client_loop, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: len(results) >= 5, 60, "first replies")
+        wait_until(lambda: len(results) >= 5, 60, "first replies")
         # Atomically, as scripts/convert-model does: build beside, then rename into place.
         staging = model_dir / f".staging-{new_version}"
         shutil.copytree(model_dir / str(newest), staging)
         staging.rename(model_dir / str(new_version))
-        wait_for(lambda: any(v == new_version for _, v in results), 120,
-                 f"a reply from version {new_version}")
+        wait_until(lambda: any(v == new_version for _, v in results), 120,
+                   f"a reply from version {new_version}")
         seen = len(results)
-        wait_for(lambda: len(results) >= seen + 10, 60, "more replies after the switch")
+        wait_until(lambda: len(results) >= seen + 10, 60, "more replies after the switch")
     finally:
         stop.set()
         thread.join(60)

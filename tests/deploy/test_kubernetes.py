@@ -177,6 +177,7 @@ def only(docs: list[dict], *wanted: tuple[str, str]) -> str:
 
 @pytest.mark.slow
 @pytest.mark.docker
+@pytest.mark.timeout(1800)
 def test_podman_kube_play_runs_api_and_model_and_predicts(
         podman: Podman, tmp_path: Path, leaf_photo_paths: list[Path]) -> None:
     tag = os.environ.get("CASSAVA_TEST_IMAGE_TAG", "swarm-lab")

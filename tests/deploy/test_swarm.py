@@ -15,7 +15,9 @@ import pytest
 
 from tests.deploy.swarm_lab import API_HOST, NODES, UI_HOST, Lab, LoadResult, SteadyLoad
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+# The first test also pays for the lab (images built, loaded into three nodes, stack up; the last,
+# for its removal): far more than the suite's default timeout on a cold machine.
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(2400)]
 
 RATE = 6.0  # requests per second: the issue asks for at least 5
 PREDICT = "/predict/image"

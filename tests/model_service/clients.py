@@ -17,10 +17,11 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.support.paths import SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
+from tests.support.paths import SEED_MODEL_NAME
+from tests.support.reference import SEED_INPUT as INPUT
+from tests.support.reference import SEED_OUTPUT as OUTPUT
+from tests.support.reference import SEED_VERSION_DIR
 
-SEED_VERSION_DIR = SEED_MODEL_BASE_PATH / "1"
-INPUT, OUTPUT = "conv2d_4_input", "dense_3"
 # A valid input for the article's model when the values do not matter.
 GREY_IMAGE = np.full((1, 150, 150, 3), 0.25, np.float32)
 AVAILABLE, END = 30, 50

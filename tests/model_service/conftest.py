@@ -1,52 +1,25 @@
-"""Fixtures for the model server's tests: the reference inference, leaf photos as model inputs,
-gRPC stubs and scratch model repositories."""
+"""Fixtures for the model server's tests: leaf photos as model inputs, gRPC stubs and scratch
+model repositories. TensorFlow and the official stubs are imported inside the fixtures, so that
+collecting this directory's light tests does not load TensorFlow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from tests.model_service.clients import INPUT, OUTPUT, SEED_VERSION_DIR
 from tests.support.model_server import RunningModelServer
-
-
-def reference_input(photo: Path) -> np.ndarray:
-    """The article's serving preprocessing: RGB, 150x150 (Pillow's default filter), /255, batch."""
-    with Image.open(photo) as image:
-        array = np.asarray(image.convert("RGB").resize((150, 150)))
-    return np.float32(array / 255.0)[np.newaxis]
+from tests.support.reference import article_input
 
 
 @pytest.fixture(scope="session")
 def leaf_inputs(leaf_photo_paths: list[Path]) -> dict[str, np.ndarray]:
-    return {photo.name: reference_input(photo) for photo in leaf_photo_paths}
-
-
-@pytest.fixture(scope="session")
-def reference_predict() -> Iterator[Callable[[np.ndarray], np.ndarray]]:
-    """In-process TensorFlow inference through the seed model's serving_default signature."""
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"],
-                                                          str(SEED_VERSION_DIR))
-    signature = meta_graph.signature_def["serving_default"]
-    feed = signature.inputs[INPUT].name
-    fetch = signature.outputs[OUTPUT].name
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return session.run(fetch, {feed: batch})
-
-    yield predict
-    session.close()
+    """The real leaf photos, each through the article's preprocessing."""
+    return {photo.name: article_input(photo) for photo in leaf_photo_paths}
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +29,18 @@ def channel(seed_model_server: RunningModelServer) -> Iterator[grpc.Channel]:
 
 
 @pytest.fixture(scope="module")
-def prediction_stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
+def prediction_stub(channel: grpc.Channel) -> Any:
+    """tensorflow_serving's PredictionServiceStub on the seed model server."""
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
-def model_stub(channel: grpc.Channel) -> model_service_pb2_grpc.ModelServiceStub:
+def model_stub(channel: grpc.Channel) -> Any:
+    """tensorflow_serving's ModelServiceStub on the seed model server."""
+    from tensorflow_serving.apis import model_service_pb2_grpc
+
     return model_service_pb2_grpc.ModelServiceStub(channel)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ from tests.support.local_stack import (
     process_group_members,
 )
 from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
-from tests.support.processes import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -33,10 +34,13 @@ def every_pid(stack: LocalStack) -> set[int]:
 
 
 def wait_gone(pids: set[int], timeout: float) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.1)
-    return {p for p in pids if pid_alive(p)}
+    """The pids still alive after waiting up to `timeout` seconds for all of them to end."""
+    def survivors() -> set[int]:
+        return {p for p in pids if pid_alive(p)}
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not survivors(), timeout, "every process gone", every=0.1)
+    return survivors()
 
 
 def run_local_fails(env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:

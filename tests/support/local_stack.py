@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 import httpx
 
 from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import wait_until
 
 UI_HOST = "ui.service.localhost"
 API_HOST = "api.service.localhost"
@@ -113,11 +114,8 @@ class LocalStack:
             os.killpg(pid, signum)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid_alive(pid):
-            raise TimeoutError(f"{name} (pid {pid}) still alive {timeout}s after {signum}")
+        wait_until(lambda: not pid_alive(pid), timeout, f"end of {name} (pid {pid}) after {signum}",
+                   every=0.05)
 
     def pause_service(self, name: str) -> None:
         """SIGSTOP a child: it stays bound to its port but answers nothing (a hung service)."""
@@ -172,15 +170,19 @@ def start_local_stack(log_dir: Path, *, port: int | None = None,
 def wait_until_ready(stack: LocalStack, timeout: float) -> None:
     """Poll the runner's state file until it reports ready; fail with its log if it exits."""
     state_file = stack.run_dir / "services.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if state_file.is_file():
             with contextlib.suppress(json.JSONDecodeError):  # being replaced right now
                 stack.state = json.loads(state_file.read_text())
-        if not stack.alive():
-            raise RuntimeError(f"run-local exited ({stack.process.proc.returncode}) before ready:\n"
-                               f"{stack.log()[-6000:]}")
-        if stack.state.get("ready"):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"run-local not ready after {timeout}s:\n{stack.log()[-6000:]}")
+        return bool(stack.state.get("ready"))
+
+    def exited() -> str | None:
+        if stack.alive():
+            return None
+        return f"run-local exited ({stack.process.proc.returncode}):\n{stack.log()[-6000:]}"
+
+    try:
+        wait_until(ready, timeout, "ready stack", gave_up=exited)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}:\n{stack.log()[-6000:]}") from None

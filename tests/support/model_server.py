@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from tests.support.paths import SCRIPTS_DIR
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
 
 AVAILABLE = 30  # tensorflow.serving.ModelVersionStatus.State.AVAILABLE
 
@@ -31,6 +31,9 @@ class RunningModelServer:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def model_available(self, version: int | None = None) -> bool:
+        # Imported here: TF Serving's API imports TensorFlow, which only heavy tests may load.
+        from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
         with grpc.insecure_channel(self.grpc_target) as channel:
             request = get_model_status_pb2.GetModelStatusRequest()
             request.model_spec.name = self.model_name

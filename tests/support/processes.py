@@ -5,24 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
+from tests.support.waiting import wait_until
 
 
 class ManagedProcess:
@@ -53,18 +40,15 @@ class ManagedProcess:
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll `ready` until it holds; fail with the process log if it dies or times out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before {what}:\n"
-                                   f"{self.log()[-4000:]}")
-            try:
-                if ready():
-                    return
-            except Exception:  # not ready yet, whatever the reason
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name}: no {what} after {timeout}s:\n{self.log()[-4000:]}")
+        def exited() -> str | None:
+            if self.alive():
+                return None
+            return f"{self.name} exited ({self.proc.returncode}):\n{self.log()[-4000:]}"
+
+        try:  # any exception from `ready` means "not ready yet", whatever the reason
+            wait_until(ready, timeout, what, ignore=(Exception,), gave_up=exited)
+        except TimeoutError as error:
+            raise TimeoutError(f"{self.name}: {error}:\n{self.log()[-4000:]}") from None
 
     def signal(self, signum: int) -> None:
         if self.alive():

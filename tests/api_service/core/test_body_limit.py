@@ -67,11 +67,6 @@ async def read_all_unguarded(scope: Scope, receive: Receive, send: Send) -> None
     await send({"type": "http.response.body", "body": b"{}"})
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("app", [read_all_then_ok, read_all_unguarded])
 async def test_streamed_body_is_cut_at_the_first_chunk_past_the_cap(app) -> None:

@@ -31,11 +31,6 @@ from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import SEED_LABELS, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_retry_policy_retries_only_unavailable() -> None:
     (method,) = service_config(3)["methodConfig"]
     assert {n["service"] for n in method["name"]} == {"tensorflow.serving.PredictionService",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 
 from app.core.request_id import choose_request_id
@@ -18,5 +21,7 @@ def test_sane_ids_are_kept(incoming: str) -> None:
 def test_other_ids_are_replaced_by_a_fresh_one(incoming: str | None) -> None:
     chosen = choose_request_id(incoming)
     assert chosen != incoming
-    assert len(chosen) == 32 and int(chosen, 16) >= 0
+    # A fresh random id: 32 lowercase hex digits of a version 4 (random) UUID, new each time.
+    assert re.fullmatch(r"[0-9a-f]{32}", chosen), chosen
+    assert uuid.UUID(hex=chosen).version == 4
     assert choose_request_id(incoming) != chosen

@@ -23,6 +23,7 @@ from tests.model_service.clients import (
     status_request,
 )
 from tests.support.model_server import start_model_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 # --enable_batching: a TF Serving flag this server accepts and ignores (with a warning).
@@ -30,15 +31,9 @@ FAST_POLL = ("--file_system_poll_wait_seconds=1", "--max_num_load_retries=0", "-
 
 
 def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except grpc.RpcError:  # e.g. NOT_FOUND before the first version is seen
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"no {what} after {timeout}s")
+    """Poll the server; gRPC errors (e.g. NOT_FOUND before the first version is seen) mean "not
+    yet"."""
+    wait_until(condition, timeout, what, every=0.1, ignore=(grpc.RpcError,))
 
 
 def states(stub, model: str) -> dict[int, tuple[int, int, str]]:

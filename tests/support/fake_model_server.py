@@ -1,0 +1,60 @@
+"""A stand-in for the API's TF Serving client (app.tfserving.client.TFServingClient), for the
+in-process API tests of the fast lane: routes, errors and schemas without gRPC, TensorFlow or a
+model server. It answers like the article's model would be asked (a 1x150x150x3 input, five
+classes); the real client is tested against the real model server in tests/api_service/tfserving/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.tfserving.client import ModelOutput, ModelServerError
+from app.tfserving.signature import Signature
+from tests.support.paths import SEED_MODEL_NAME
+from tests.support.reference import SEED_INPUT, SEED_OUTPUT
+
+
+@dataclass
+class FakeModelServer:
+    """What the API asks the model server, answered from these fields. Set `failure` to make
+    every call raise it (a ModelServerError subclass, as the real client raises); set
+    `available` to [] for a model server that has no version loaded yet."""
+
+    model_name: str = SEED_MODEL_NAME
+    version: int = 1
+    probabilities: tuple[float, ...] = (0.05, 0.1, 0.05, 0.7, 0.1)
+    num_classes: int | None = 5
+    available: list[int] = field(default_factory=lambda: [1])
+    failure: ModelServerError | None = None
+    received: list[np.ndarray] = field(default_factory=list)  # the tensors given to predict()
+    closed: bool = False
+
+    def connect(self, address: str, model_name: str, **options: object) -> FakeModelServer:
+        """Takes TFServingClient's place in the API's lifespan: same arguments, this object."""
+        self.model_name = model_name
+        return self
+
+    def _fail_if_asked(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def available_versions(self) -> list[int]:
+        self._fail_if_asked()
+        return list(self.available)
+
+    async def signature(self) -> Signature:
+        self._fail_if_asked()
+        return Signature(model_name=self.model_name, version=self.version,
+                         name="serving_default", input_name=SEED_INPUT, height=150, width=150,
+                         output_name=SEED_OUTPUT, num_classes=self.num_classes)
+
+    async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
+        self._fail_if_asked()
+        self.received.append(image)
+        return ModelOutput(values=np.array(self.probabilities, np.float32),
+                           model_name=self.model_name, version=self.version)
+
+    async def close(self) -> None:
+        self.closed = True
