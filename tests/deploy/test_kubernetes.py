@@ -155,13 +155,13 @@ def podman_problem() -> str | None:
 
 
 def dev_overlay_with_local_images(workdir: Path, tag: str, model_address: str) -> Path:
-    """The dev overlay, with the images built here and the API pointed at the model pod (podman
-    has no Service DNS)."""
+    """The dev overlay, with the images built here (podman names images loaded from `docker save`
+    localhost/...) and the API pointed at the model pod (podman has no Service DNS)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [str(KUBERNETES_DIR / "overlays" / "dev")],
-        "images": [{"name": f"cassava/{name}", "newName": f"docker.io/cassava/{name}",
+        "images": [{"name": f"cassava/{name}", "newName": f"localhost/cassava/{name}",
                     "newTag": tag} for name in ("api.service", "model.service", "ui.service")],
         "patches": [{"target": {"kind": "Deployment", "name": "api"}, "patch": yaml.safe_dump([
             {"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value",
@@ -193,14 +193,14 @@ def test_podman_kube_play_runs_api_and_model_and_predicts(
     model_yaml = tmp_path / "model.yaml"
     model_yaml.write_text(only(first, ("Deployment", "model")))
     podman.play(model_yaml)
-    model_ip = podman.ip("model-pod-model")
+    model_ip = podman.ip("model-pod-0-model")
     docs = documents(render(dev_overlay_with_local_images(tmp_path / "k2", tag,
                                                          f"dns:///{model_ip}:8500")))
     api_yaml = tmp_path / "api.yaml"
     api_yaml.write_text(only(docs, ("Deployment", "api"),
                              ("ConfigMap", by_kind_name(docs, "ConfigMap", "labels"))))
     podman.play(api_yaml)
-    api = f"http://{podman.ip('api-pod-api')}:8000"
+    api = f"http://{podman.ip('api-pod-0-api')}:8000"
 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -211,16 +211,16 @@ def test_podman_kube_play_runs_api_and_model_and_predicts(
             pass
         time.sleep(2)
     else:
-        pytest.fail(f"API not ready:\n{podman.logs('api-pod-api')[-3000:]}\n"
-                    f"{podman.logs('model-pod-model')[-3000:]}")
+        pytest.fail(f"API not ready:\n{podman.logs('api-pod-0-api')[-3000:]}\n"
+                    f"{podman.logs('model-pod-0-model')[-3000:]}")
     reply = httpx.post(f"{api}/predict/image", timeout=60, files={
         "image_to_predict": ("leaf.jpg", leaf_photo_paths[0].read_bytes(), "image/jpeg")})
     assert reply.status_code == 200, reply.text
     assert reply.json()["model"]["version"] == 1
     # The containers run as the manifests say: non-root, read-only root filesystem.
-    user = podman("exec", "api-pod-api", "id", "-u").stdout.strip()
+    user = podman("exec", "api-pod-0-api", "id", "-u").stdout.strip()
     assert user == "10001"
-    assert podman("exec", "api-pod-api", "touch", "/probe", check=False).returncode != 0
+    assert podman("exec", "api-pod-0-api", "touch", "/probe", check=False).returncode != 0
 
 
 def by_kind_name(docs: list[dict], kind: str, prefix: str) -> str:
