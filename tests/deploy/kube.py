@@ -54,6 +54,7 @@ class Podman:
     def __init__(self, workdir: Path, network: str) -> None:
         self.workdir = workdir
         self.network = network
+        workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "containers.conf"
         conf.write_text(CONTAINERS_CONF)
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
