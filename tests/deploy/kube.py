@@ -4,7 +4,9 @@ rendered with `kubectl kustomize`, and `podman kube play` with a private store a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -36,8 +38,11 @@ def tool(name: str) -> str:
 
 
 def render(kustomization_dir: Path) -> str:
-    return subprocess.run([tool("kubectl"), "kustomize", str(kustomization_dir)], check=True,
-                          capture_output=True, text=True, timeout=60).stdout
+    result = subprocess.run([tool("kubectl"), "kustomize", str(kustomization_dir)], check=False,
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {kustomization_dir}: {result.stderr[-2000:]}")
+    return result.stdout
 
 
 def documents(rendered: str) -> list[dict]:
@@ -58,8 +63,9 @@ class Podman:
         conf = workdir / "containers.conf"
         conf.write_text(CONTAINERS_CONF)
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.base = ["podman", "--root", str(workdir / "storage"), "--runroot",
-                     str(workdir / "run")]
+        # podman refuses a run root path longer than 50 characters.
+        self.runroot = Path(tempfile.mkdtemp(prefix="cassava-podman-"))
+        self.base = ["podman", "--root", str(workdir / "storage"), "--runroot", str(self.runroot)]
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True,
                  stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -96,3 +102,4 @@ class Podman:
         self("network", "rm", "--force", self.network, check=False)
         self("volume", "prune", "--force", check=False)
         self("rmi", "--all", "--force", check=False, timeout=300)
+        shutil.rmtree(self.runroot, ignore_errors=True)

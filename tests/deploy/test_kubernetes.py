@@ -160,7 +160,8 @@ def dev_overlay_with_local_images(workdir: Path, tag: str, model_address: str) -
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(KUBERNETES_DIR / "overlays" / "dev")],
+        # Kustomize takes only relative paths to other kustomizations.
+        "resources": [os.path.relpath(KUBERNETES_DIR / "overlays" / "dev", workdir)],
         "images": [{"name": f"cassava/{name}", "newName": f"localhost/cassava/{name}",
                     "newTag": tag} for name in ("api.service", "model.service", "ui.service")],
         "patches": [{"target": {"kind": "Deployment", "name": "api"}, "patch": yaml.safe_dump([
