@@ -16,7 +16,6 @@ from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import (
     DEMO_MODEL_NAME,
     MODEL_REPOSITORY,
-    REPO_ROOT,
     SEED_MODEL_BASE_PATH,
     SEED_MODEL_NAME,
     SHARED_DIR,
@@ -61,10 +60,11 @@ class FastLane:
     def pytest_unconfigure(self) -> None:
         self.patch.undo()
 
-    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+    def pytest_ignore_collect(self, collection_path: Path,
+                              config: pytest.Config) -> bool | None:
         if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
                 and imports_tensorflow(collection_path)):
-            self.skipped_modules.append(str(collection_path.relative_to(REPO_ROOT)))
+            self.skipped_modules.append(os.path.relpath(collection_path, config.rootpath))
             return True
         return None
 
@@ -80,7 +80,8 @@ class FastLane:
         heavy = [item for item in items if is_heavy(m.name for m in item.iter_markers())]
         if heavy:
             config.hook.pytest_deselected(items=heavy)
-            items[:] = [item for item in items if item not in set(heavy)]
+            left_out = set(heavy)
+            items[:] = [item for item in items if item not in left_out]
         self.deselected = len(heavy)
 
     @pytest.hookimpl(wrapper=True)

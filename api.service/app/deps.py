@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.datastructures import UploadFile
 
 from app.core.config import Settings
 from app.core.request_id import choose_request_id, request_id_of
 from app.predictor import Predictor
-from app.upload import read_image_upload
+from app.upload import read_image_upload, read_image_uploads
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,3 +29,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ImageUploadDep = Annotated[bytes, Depends(read_image_upload)]
+ImageUploadsDep = Annotated[list[UploadFile], Depends(read_image_uploads)]

@@ -64,6 +64,11 @@ MISSING_FIELD = ProblemType(422, "missing_field", "Missing image field",
 TOO_MANY_FILES = ProblemType(422, "too_many_files", "More than one file",
                              "The request holds 2 files; send exactly one photo in "
                              "'image_to_predict'.")
+TOO_MANY_IMAGES = ProblemType(413, "too_many_images", "Too many photos in one request",
+                              "The request holds 17 photos; send at most 16 per request.")
+UNEXPECTED_FILE = ProblemType(422, "unexpected_file", "File in an unexpected field",
+                              "The request holds files outside the field 'images' "
+                              "(image_to_predict); send every photo in 'images'.")
 NOT_MULTIPART = ProblemType(422, "not_multipart", "Body is not multipart/form-data",
                             "Send the photo as multipart/form-data in the field "
                             "'image_to_predict' (got Content-Type application/json).")

@@ -23,7 +23,8 @@ from app.tfserving.client import TFServingClient
 log = logging.getLogger("app")
 
 DESCRIPTION = """Cassava leaf disease classifier. POST a JPEG or PNG photo of a cassava leaf to
-`/predict/image` (multipart field `image_to_predict`). Errors are `application/problem+json`
+`/predict/image` (multipart field `image_to_predict`), or several to `/v1/predict/images` (field
+`images`). Errors are `application/problem+json`
 (RFC 9457) with a stable `code`."""
 
 
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_error_handlers(app, settings)
     # Added last = outermost: the request id exists before the body cap can answer 413.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES,
+                       path_caps={"/v1/predict/images": settings.MAX_BATCH_BYTES})
     app.add_middleware(RequestIdMiddleware)
 
     def openapi() -> dict[str, Any]:

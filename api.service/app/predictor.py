@@ -1,18 +1,19 @@
-"""One prediction: signature -> decode in the worker pool -> Predict -> ranked labels."""
+"""Predictions: signature -> decode in the worker pool -> Predict -> ranked labels."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from functools import partial
 
 import numpy as np
 
-from app.imaging import image_to_tensor
+from app.imaging import ImageRejected, image_to_tensor
 from app.labels import Label
 from app.prediction import build_prediction
 from app.schemas import ModelInfo, PredictionResponse
-from app.tfserving.client import ModelFailed, TFServingClient
+from app.tfserving.client import ModelFailed, ModelOutput, TFServingClient
 from app.tfserving.signature import Signature
 
 
@@ -44,18 +45,59 @@ class Predictor:
     async def predict(self, image: bytes, request_id: str) -> PredictionResponse:
         """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
         signature = await self.signature()
-        decode = partial(image_to_tensor, image, height=signature.height, width=signature.width,
+        tensor = await self._decode(image, signature)
+        output = await self.client.predict(signature, tensor)
+        return self._answer(output.values, output, request_id)
+
+    async def predict_many(self, images: Sequence[Callable[[], bytes]], request_id: str
+                           ) -> list[PredictionResponse | ImageRejected]:
+        """Classify several photos (each read by its callable in the worker pool) with ONE Predict
+        call; a photo that cannot be used gets its ImageRejected in its place. Model server
+        failures still raise, for the whole batch."""
+        signature = await self.signature()
+        decoded = await asyncio.gather(*(self._decode(read, signature) for read in images),
+                                       return_exceptions=True)
+        for outcome in decoded:  # a bug or a cancellation is not a bad photo
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ImageRejected):
+                raise outcome
+        tensors = [outcome for outcome in decoded if isinstance(outcome, np.ndarray)]
+        if not tensors:
+            return list(decoded)  # type: ignore[arg-type]  # every one an ImageRejected
+        if signature.batch == -1 or len(tensors) == 1:
+            outputs = [await self.client.predict(signature, np.concatenate(tensors))]
+        else:  # the model takes exactly one image per call: as many calls, concurrently
+            outputs = list(await asyncio.gather(
+                *(self.client.predict(signature, tensor) for tensor in tensors)))
+        rows = [(row, output) for output in outputs for row in output.rows]
+        answers = iter(self._answer(row, output, request_id) for row, output in rows)
+        return [next(answers) if isinstance(outcome, np.ndarray) else outcome
+                for outcome in decoded]  # type: ignore[misc]
+
+    async def _decode(self, image: bytes | Callable[[], bytes], signature: Signature
+                      ) -> np.ndarray:
+        """The photo (its bytes, or a callable reading them) -> the model's (1, H, W, 3) input,
+        in the worker pool, reading included (a spooled upload may be on disk)."""
+        decode = partial(image_to_tensor if isinstance(image, bytes) else _read_and_decode, image,
+                         height=signature.height, width=signature.width,
                          max_pixels=self.max_pixels)
         # Pillow releases the GIL while decoding and resizing: threads decode in parallel and the
         # event loop keeps serving other requests.
-        tensor = await asyncio.get_running_loop().run_in_executor(self.decode_pool, decode)
-        output = await self.client.predict(signature, tensor)
-        if output.values.size != len(self.labels):
+        return await asyncio.get_running_loop().run_in_executor(self.decode_pool, decode)
+
+    def _answer(self, values: np.ndarray, output: ModelOutput, request_id: str
+                ) -> PredictionResponse:
+        """One output row -> the response body, after checking it fits the labels."""
+        if values.size != len(self.labels):
             raise LabelsMismatch(f"The labels file lists {len(self.labels)} classes but the "
-                                 f"model returned {output.values.size} values.")
-        if not np.isfinite(output.values).all():
+                                 f"model returned {values.size} values.")
+        if not np.isfinite(values).all():
             raise ModelFailed("the model returned non-finite probabilities")
-        return build_prediction(output.values.tolist(), self.labels,
+        return build_prediction(values.tolist(), self.labels,
                                 threshold=self.low_confidence_threshold,
                                 model=ModelInfo(name=output.model_name, version=output.version),
                                 request_id=request_id)
+
+
+def _read_and_decode(read: Callable[[], bytes], *, height: int, width: int,
+                     max_pixels: int) -> np.ndarray:
+    return image_to_tensor(read(), height=height, width=width, max_pixels=max_pixels)

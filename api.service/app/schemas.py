@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.problems import Problem
+
 
 class ClassProbability(BaseModel):
     code: str = Field(examples=["CMD"])
@@ -27,9 +29,42 @@ class PredictionResponse(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="probability of the top class",
                               examples=[0.93])
     low_confidence: bool = Field(description="confidence below LOW_CONFIDENCE_THRESHOLD")
+    entropy: float = Field(
+        ge=0.0, le=1.0, examples=[0.21],
+        description="normalised Shannon entropy of `probabilities` (entropy / log(classes)): "
+                    "0 = all probability on one class, 1 = every class equally likely. High "
+                    "values hint that the photo may not show a cassava leaf the model knows; "
+                    "apps choose their own cut-off")
     probabilities: list[ClassProbability] = Field(
         description="every class, by probability, descending")
     model: ModelInfo = Field(description="the model version that answered")
+    request_id: str = Field(description="also in the X-Request-ID header",
+                            examples=["3f2a9c0d4e5b4a7f8e1d2c3b4a596877"])
+
+
+class BatchPrediction(BaseModel):
+    """A photo of the batch that the model classified."""
+
+    index: int = Field(ge=0, description="position of the file in the request, from 0")
+    filename: str | None = Field(description="the part's filename, as sent", examples=["a.jpg"])
+    prediction: PredictionResponse
+
+
+class BatchProblem(BaseModel):
+    """A photo of the batch that could not be used; the other photos are unaffected."""
+
+    index: int = Field(ge=0, description="position of the file in the request, from 0")
+    filename: str | None = Field(description="the part's filename, as sent",
+                                 examples=["notes.txt"])
+    problem: Problem = Field(description="what POST /v1/predict/image would answer for this "
+                                         "file alone (400, 413 or 415)")
+
+
+class BatchPredictionResponse(BaseModel):
+    """The model's answers for the photos of one request, in request order."""
+
+    results: list[BatchPrediction | BatchProblem] = Field(
+        description="one entry per file, in request order: a prediction or a problem")
     request_id: str = Field(description="also in the X-Request-ID header",
                             examples=["3f2a9c0d4e5b4a7f8e1d2c3b4a596877"])
 

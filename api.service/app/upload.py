@@ -1,14 +1,24 @@
-"""Read the one photo out of a multipart/form-data body, or say precisely what is wrong."""
+"""Read the photo(s) out of a multipart/form-data body, or say precisely what is wrong."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from app.errors import MALFORMED_MULTIPART, MISSING_FIELD, NOT_MULTIPART, TOO_MANY_FILES
+from app.errors import (
+    MALFORMED_MULTIPART,
+    MISSING_FIELD,
+    NOT_MULTIPART,
+    TOO_MANY_FILES,
+    TOO_MANY_IMAGES,
+    UNEXPECTED_FILE,
+)
 
 FIELD = "image_to_predict"
+BATCH_FIELD = "images"
 # A well-formed upload has one part; a few extra are tolerated (and ignored) before giving up.
 MAX_PARTS = 8
 MAX_TEXT_FIELD_BYTES = 64 * 1024
@@ -24,20 +34,42 @@ OPENAPI_REQUEST_BODY = {
 }
 
 
-async def read_image_upload(request: Request) -> bytes:
-    """The bytes of the single file in the `image_to_predict` field."""
+# The batch endpoint's request body, for /docs.
+OPENAPI_BATCH_REQUEST_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": [BATCH_FIELD],
+        "properties": {BATCH_FIELD: {
+            "type": "array", "items": {"type": "string", "format": "binary"},
+            "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
+                           "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
+    }}},
+}
+
+
+async def _parse_form(request: Request, field: str, *, max_files: int) -> FormData:
+    """The parsed multipart body (files spooled to disk past 1 MiB); shape errors as problems."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
         raise NOT_MULTIPART.error(
-            f"Send the photo as multipart/form-data in the field '{FIELD}' "
+            f"Send the photo as multipart/form-data in the field '{field}' "
             f"(got Content-Type {content_type.split(';')[0].strip() or 'none'}).")
-    parser = MultiPartParser(request.headers, request.stream(), max_files=MAX_PARTS,
+    parser = MultiPartParser(request.headers, request.stream(), max_files=max_files,
                              max_fields=MAX_PARTS, max_part_size=MAX_TEXT_FIELD_BYTES)
     try:
-        form = await parser.parse()
+        return await parser.parse()
     except MultiPartException as error:
+        if field == BATCH_FIELD and error.message.startswith("Too many files"):
+            raise TOO_MANY_IMAGES.error(
+                f"The request holds more than {max_files} photos; send at most {max_files} "
+                "per request.") from None
         raise MALFORMED_MULTIPART.error(
             f"The multipart body could not be parsed: {error.message}") from None
+
+
+async def read_image_upload(request: Request) -> bytes:
+    """The bytes of the single file in the `image_to_predict` field."""
+    form = await _parse_form(request, FIELD, max_files=MAX_PARTS)
     try:
         files = [name for name, value in form.multi_items() if isinstance(value, UploadFile)]
         if len(files) > 1:
@@ -52,5 +84,27 @@ async def read_image_upload(request: Request) -> bytes:
             raise MISSING_FIELD.error(
                 f"'{FIELD}' is a text field; send the photo as a file part (with a filename).")
         return await upload.read()
+    finally:
+        await form.close()
+
+
+async def read_image_uploads(request: Request) -> AsyncIterator[list[UploadFile]]:
+    """The files of the `images` field, in request order; closed after the request."""
+    max_files = request.app.state.settings.MAX_BATCH_FILES
+    form = await _parse_form(request, BATCH_FIELD, max_files=max_files)
+    try:
+        elsewhere = [name for name, value in form.multi_items()
+                     if isinstance(value, UploadFile) and name != BATCH_FIELD]
+        if elsewhere:
+            raise UNEXPECTED_FILE.error(
+                f"The request holds files outside the field '{BATCH_FIELD}' "
+                f"({', '.join(dict.fromkeys(elsewhere))}); send every photo in '{BATCH_FIELD}'.")
+        uploads = [value for value in form.getlist(BATCH_FIELD) if isinstance(value, UploadFile)]
+        if not uploads:
+            got = f" (got: {', '.join(dict.fromkeys(form.keys()))})" if form else ""
+            raise MISSING_FIELD.error(
+                f"No file in the multipart field '{BATCH_FIELD}'{got}; send one file part per "
+                "photo, each named 'images'.")
+        yield uploads
     finally:
         await form.close()

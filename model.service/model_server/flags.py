@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model_server.grpc_options import DEFAULT_MAX_CONCURRENT_RPCS, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+
 TRUE_WORDS = {"true", "1", "yes", "t", "y"}
 FALSE_WORDS = {"false", "0", "no", "f", "n"}
 
 # TF Serving flags this server does not implement (main.cc, 2.x): accepted, ignored, warned about.
 IGNORED_TF_SERVING_FLAGS = frozenset({
-    "grpc_socket_path", "rest_api_timeout_in_ms", "rest_api_enable_cors_support",
+    "grpc_socket_path", "rest_api_enable_cors_support",
     "enable_batching", "allow_version_labels_for_unavailable_models", "batching_parameters_file",
     "model_config_file_poll_wait_seconds", "num_load_threads", "num_unload_threads",
     "flush_filesystem_caches", "tensorflow_session_parallelism", "use_alts_credentials",
     "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
-    "grpc_channel_arguments", "enable_model_warmup", "num_request_iterations_for_warmup",
+    "enable_model_warmup", "num_request_iterations_for_warmup",
     "monitoring_config_file", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
     "num_tflite_interpreters_per_pool", "num_tflite_pools", "enable_signature_method_name_check",
     "xla_cpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
@@ -40,6 +42,10 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     Flag("port", int, 8500, "TCP port for gRPC (TF Serving binds 0.0.0.0)"),
     Flag("rest_api_port", int, 0, "TCP port for the HTTP/REST API; 0 = off"),
+    Flag("rest_api_timeout_in_ms", int, 30_000,
+         "time a REST request's headers, and then its body, may take to arrive"),
+    Flag("rest_api_max_connections", int, 64,
+         "REST connections at once; more are answered 503 (this server's own flag)"),
     Flag("model_name", str, "default", "name of the model (single-model mode)"),
     Flag("model_base_path", str, "", "path of the model's versions (single-model mode)"),
     Flag("model_config_file", str, "", "text-format ModelServerConfig (model_config_list)"),
@@ -54,9 +60,15 @@ FLAGS: tuple[Flag, ...] = (
          "address the gRPC and REST ports bind to; TF Serving always binds 0.0.0.0 "
          "(this server's own flag, so a laptop can keep it on 127.0.0.1)"),
     Flag("grpc_max_threads", int, 8, "threads that wait for and run gRPC calls"),
-    Flag("grpc_server_core", str, "own",
-         "own (this project's HTTP/2 core, the fast default) or grpcio (grpcio's server, "
-         "slower; a fallback) (this server's own flag)"),
+    Flag("grpc_max_concurrent_rpcs", int, DEFAULT_MAX_CONCURRENT_RPCS,
+         "gRPC calls running or waiting for a thread; more are refused with RESOURCE_EXHAUSTED "
+         "(this server's own flag)"),
+    Flag("grpc_max_receive_message_bytes", int, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+         "largest gRPC request message, after decompression (TF Serving: 2 GiB - 1) "
+         "(this server's own flag)"),
+    Flag("grpc_channel_arguments", str, "",
+         "comma-separated gRPC channel arguments for the server, e.g. "
+         "grpc.max_connection_age_ms=60000; they override this server's defaults"),
     Flag("predict_response_tensor_serialization_option", str, "as_proto_field",
          "reply tensors as typed value fields (TF Serving's default) or as_proto_content "
          "(tensor_content) (this server's own flag)"),
@@ -133,6 +145,22 @@ def parse(argv: list[str]) -> ParsedFlags:
                 raise FlagError(f"flag --{name} is missing its value")
         values[flag.name] = convert(flag, text)
     return ParsedFlags(values, tuple(ignored))
+
+
+def channel_arguments(text: str) -> dict[str, int | str]:
+    """`--grpc_channel_arguments` as TF Serving reads it: key=value pairs, ints where they parse."""
+    arguments: dict[str, int | str] = {}
+    for item in filter(None, text.split(",")):
+        key, has_value, value = item.partition("=")
+        if not key or not has_value:
+            raise FlagError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        # gRPC takes int32 or string arguments; TF Serving passes what fits an int32 as one.
+        arguments[key] = number if number is not None and -2**31 <= number < 2**31 else value
+    return arguments
 
 
 def usage() -> str:

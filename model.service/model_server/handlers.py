@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,16 +48,14 @@ def run_signature(registry: ModelRegistry, spec: Spec, signature_name: str, deco
         return Prediction(servable.version, signature.name, results)
 
 
-def proto_inputs(request: predict_pb2.PredictRequest,
-                 contents: Mapping[str, memoryview] | None = None) -> Decoder:
-    """Inputs from the request's TensorProtos; `contents` holds tensor_content bytes that were
-    kept out of the parsed request (predict_wire.py)."""
+def proto_inputs(request: predict_pb2.PredictRequest) -> Decoder:
+    """Inputs from the request's TensorProtos."""
     def decode(signature: Signature) -> dict[str, np.ndarray]:
         signature.check_input_aliases(request.inputs.keys())
         arrays = {}
         for alias, proto in request.inputs.items():
             try:
-                arrays[alias] = tensors.to_numpy(proto, contents.get(alias) if contents else None)
+                arrays[alias] = tensors.to_numpy(proto)
             except tensors.TensorParseError as error:
                 raise invalid_argument(f"tensor parsing error: {alias} ({error})") from None
         return arrays
@@ -65,13 +63,12 @@ def proto_inputs(request: predict_pb2.PredictRequest,
 
 
 def predict(registry: ModelRegistry, request: predict_pb2.PredictRequest,
-            as_content: bool = False, contents: Mapping[str, memoryview] | None = None,
-            ) -> predict_pb2.PredictResponse:
+            as_content: bool = False) -> predict_pb2.PredictResponse:
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
     spec = spec_from_proto(request.model_spec, registry)
     result = run_signature(registry, spec, request.model_spec.signature_name,
-                           proto_inputs(request, contents), request.output_filter)
+                           proto_inputs(request), request.output_filter)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = spec.name
     response.model_spec.version.value = result.version

@@ -11,7 +11,7 @@ from pathlib import Path
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it; set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model_server import __version__, config, flags, logs, memory
+from model_server import __version__, config, flags, logs
 
 GRPC_STOP_GRACE_SECONDS = 0.5
 
@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ERROR: --predict_response_tensor_serialization_option must be as_proto_field or "
               "as_proto_content", file=sys.stderr)
         return 2
-    if parsed.grpc_server_core not in ("own", "grpcio"):
-        print("ERROR: --grpc_server_core must be own or grpcio", file=sys.stderr)
+    try:
+        channel_arguments = flags.channel_arguments(parsed.grpc_channel_arguments)
+    except flags.FlagError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
         return 2
     try:
         models = _configs(parsed)
@@ -67,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    memory.keep_large_buffers_in_heap()  # before TensorFlow allocates anything
     # TensorFlow loads only now, after the cheap checks (and with the signal handlers in place).
-    from model_server import grpc_service, rest, servable
+    from model_server import grpc_service, rest, rest_server, servable
     from model_server.manager import ModelRegistry, ModelVersions
 
     tags = [t for t in parsed.saved_model_tags.split(",") if t]
@@ -93,17 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         grpc_server = grpc_service.start(
             registry, parsed.bind_address, parsed.port, parsed.grpc_max_threads,
             parsed.predict_response_tensor_serialization_option == "as_proto_content",
-            parsed.grpc_server_core)
+            max_receive_message_bytes=parsed.grpc_max_receive_message_bytes,
+            max_concurrent_rpcs=parsed.grpc_max_concurrent_rpcs,
+            channel_arguments=channel_arguments)
     except RuntimeError as error:
         log.error(f"Failed to start the gRPC server on {parsed.bind_address}:{parsed.port}: "
                   f"{error}")
         return 1
-    log.info(f"Running gRPC ModelServer at {parsed.bind_address}:{parsed.port} "
-             f"({parsed.grpc_server_core} core) ...")
-    rest_server = None
+    log.info(f"Running gRPC ModelServer at {parsed.bind_address}:{parsed.port} ...")
+    http_server = None
     if parsed.rest_api_port:
         try:
-            rest_server, _ = rest.start(registry, parsed.bind_address, parsed.rest_api_port)
+            http_server = rest_server.RestServer(
+                rest.app(registry, parsed.rest_api_timeout_in_ms / 1000),
+                parsed.bind_address, parsed.rest_api_port,
+                rest_server.Limits(header_timeout=parsed.rest_api_timeout_in_ms / 1000,
+                                   max_connections=parsed.rest_api_max_connections)).start()
         except OSError as error:
             log.error(f"Failed to start HTTP Server at localhost:{parsed.rest_api_port}: {error}")
             grpc_server.stop(0)
@@ -116,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
 
     while not stop.wait(3600):
         pass
-    if rest_server is not None:
-        rest_server.shutdown()
-        rest_server.server_close()
-    grpc_server.stop(GRPC_STOP_GRACE_SECONDS).wait(GRPC_STOP_GRACE_SECONDS + 0.5)
+    grpc_stopped = grpc_server.stop(GRPC_STOP_GRACE_SECONDS)
+    if http_server is not None:
+        http_server.stop(timeout=1.0)
+    grpc_stopped.wait(GRPC_STOP_GRACE_SECONDS + 0.5)
     log.info("Server stopped.")
     for handler in log.handlers:
         handler.flush()

@@ -5,18 +5,25 @@
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    -> {"predictions"|"outputs": ...}
 
 Errors are `{"error": "..."}` with the HTTP status TF Serving maps the canonical code to.
+The HTTP server is uvicorn (rest_server.py); this module is the Starlette app and its routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-import threading
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import anyio
 from google.protobuf import json_format
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from model_server import handlers, rest_json
@@ -29,7 +36,11 @@ ROUTE = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?",
     re.IGNORECASE)
-MAX_BODY_BYTES = 256 * 1024 * 1024
+# A 150x150x3 image is ~1 MB as JSON, which Python holds as ~10x that in objects while parsing.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# Inference calls run at once from REST; further requests wait (their number is bounded by the
+# server's connection limit, rest_server.py).
+INFERENCE_THREADS = 4
 
 
 def to_json(message) -> dict:
@@ -70,6 +81,8 @@ class RestApi:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise invalid_argument(f"JSON Parse error: {error}") from None
+        except RecursionError:  # json's C parser counts its own nesting depth
+            raise invalid_argument("JSON Parse error: the document is nested too deeply") from None
         if not isinstance(document, dict):
             raise invalid_argument("JSON Value not an object")
         signature_name = document.get("signature_name", "")
@@ -89,91 +102,81 @@ class RestApi:
         return rest_json.encode_response(result.outputs, row_format[0])
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "TensorFlowServing-compatible"
-    api: RestApi  # set on the subclass made by start()
+def _json(status: int, body) -> Response:
+    return Response(rest_json.dumps(body), status, media_type="application/json")
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug("REST %s", format % args)
 
-    def _send(self, status: int, body) -> None:
-        payload = rest_json.dumps(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def _error(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
 
-    def _error(self, status: int, message: str) -> None:
-        self._send(status, {"error": message})
 
-    def _route(self, method: str):
-        path = self.path.split("?", 1)[0]
-        match = ROUTE.fullmatch(path)
-        if match is None:
-            self._error(HTTPStatus.NOT_FOUND, f"Malformed request: {method} {path}")
-            return None
-        return match
+async def _body(request: Request, timeout: float) -> bytes:
+    """The request body, at most MAX_BODY_BYTES, arriving within `timeout` seconds."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"request body exceeds {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                        f"request body exceeds {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(HTTPStatus.REQUEST_TIMEOUT,
+                            f"the request body did not arrive within {timeout:g} s") from None
+    return b"".join(chunks)
 
-    def _answer(self, call) -> None:
+
+def app(registry: ModelRegistry, body_timeout: float = 30.0,
+        extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The REST API as an ASGI app. `extra_routes` come first (e.g. a metrics endpoint)."""
+    api = RestApi(registry)
+    limiter = anyio.CapacityLimiter(INFERENCE_THREADS)
+
+    async def answer(call: Callable[[], object]) -> Response:
         try:
-            self._send(HTTPStatus.OK, call())
+            return _json(HTTPStatus.OK, await anyio.to_thread.run_sync(call, limiter=limiter))
         except ServingError as error:
-            self._error(error.http_status, error.message)
+            return _error(error.http_status, error.message)
         except Exception as error:  # nothing a client sends may kill the handler silently
             log.exception("REST request failed")
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
+            return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
 
-    def do_GET(self) -> None:
-        match = self._route("GET")
+    async def models(request: Request) -> Response:
+        path = request.url.path
+        match = ROUTE.fullmatch(path)
         if match is None:
-            return
-        if match["method"]:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED,
-                        f"Malformed request: GET {self.path} (:{match['method']} needs POST)")
-        elif match["metadata"]:
-            self._answer(lambda: self.api.metadata(match))
-        else:
-            self._answer(lambda: self.api.status(match))
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "POST needs a Content-Length")
-            return
-        if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        f"request body exceeds {MAX_BODY_BYTES} bytes")
-            return
-        body = self.rfile.read(int(length))
-        match = self._route("POST")
-        if match is None:
-            return
+            return _error(HTTPStatus.NOT_FOUND, f"Malformed request: {request.method} {path}")
+        if request.method in ("GET", "HEAD"):
+            if match["method"]:
+                return _error(HTTPStatus.METHOD_NOT_ALLOWED, f"Malformed request: GET {path} "
+                              f"(:{match['method']} needs POST)")
+            if match["metadata"]:
+                return await answer(lambda: api.metadata(match))
+            return await answer(lambda: api.status(match))
+        body = await _body(request, body_timeout)
         if match["method"] is None or match["metadata"]:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED,
-                        f"Malformed request: POST {self.path} (POST needs :predict)")
-        elif match["method"].lower() != "predict":
-            self._error(HTTPStatus.NOT_IMPLEMENTED, f"The :{match['method']} API is not "
-                        "supported by this server (only :predict)")
-        else:
-            self._answer(lambda: self.api.predict(match, body))
+            return _error(HTTPStatus.METHOD_NOT_ALLOWED,
+                          f"Malformed request: POST {path} (POST needs :predict)")
+        if match["method"].lower() != "predict":
+            return _error(HTTPStatus.NOT_IMPLEMENTED, f"The :{match['method']} API is not "
+                          "supported by this server (only :predict)")
+        return await answer(lambda: api.predict(match, body))
 
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        if error.status_code == HTTPStatus.NOT_FOUND:
+            return _error(error.status_code,
+                          f"Malformed request: {request.method} {request.url.path}")
+        return _error(error.status_code, error.detail)
 
-class RestServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+    async def client_gone(request: Request, error: Exception) -> Response:
+        return _error(499, "the client closed the connection")  # nobody reads it
 
-
-def start(registry: ModelRegistry, address: str, port: int
-          ) -> tuple[RestServer, threading.Thread]:
-    """Serve the REST API on address:port in a background thread."""
-    handler = type("BoundHandler", (Handler,), {"api": RestApi(registry)})
-    server = RestServer((address, port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="rest", daemon=True)
-    thread.start()
-    return server, thread
-
+    routes = [*extra_routes, Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
+                                                        ClientDisconnect: client_gone})

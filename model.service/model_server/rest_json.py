@@ -19,16 +19,21 @@ from model_server import tensors
 from model_server.errors import invalid_argument
 from model_server.servable import Signature
 
+# numpy's limit on dimensions (TensorFlow allows 254); deeper nests are refused, not recursed into.
+MAX_RANK = 64
 
-def _nested_shape(value, where: str) -> tuple[int, ...]:
-    """The shape of a rectangular nest of lists; INVALID_ARGUMENT if ragged."""
+
+def _nested_shape(value, where: str, depth: int = 0) -> tuple[int, ...]:
+    """The shape of a rectangular nest of lists; INVALID_ARGUMENT if ragged or too deep."""
     if not isinstance(value, list):
         return ()
+    if depth == MAX_RANK:
+        raise invalid_argument(f"{where}: lists nested deeper than {MAX_RANK} levels")
     if not value:
         return (0,)
-    inner = _nested_shape(value[0], where)
+    inner = _nested_shape(value[0], where, depth + 1)
     for item in value[1:]:
-        if _nested_shape(item, where) != inner:
+        if _nested_shape(item, where, depth + 1) != inner:
             raise invalid_argument(f"{where}: expecting tensors in list to be of the same shape "
                                    "(the list is ragged)")
     return (len(value), *inner)

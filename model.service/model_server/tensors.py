@@ -89,17 +89,14 @@ def _from_bits(values: np.ndarray, dtype: DType) -> np.ndarray:
     return values.astype(dtype.numpy)
 
 
-def to_numpy(proto: tensor_pb2.TensorProto, content: memoryview | None = None) -> np.ndarray:
-    """The tensor a TensorProto describes; TensorParseError where TensorFlow would fail too.
-    `content` stands in for the proto's tensor_content when the caller kept it out of the proto
-    (predict_wire.py)."""
+def to_numpy(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """The tensor a TensorProto describes; TensorParseError where TensorFlow would fail too."""
     dtype = DTYPES.get(proto.dtype)
     if dtype is None:
         raise TensorParseError(f"unsupported dtype {dtype_name(proto.dtype)}")
     shape = shape_of(proto.tensor_shape)
     count = math.prod(shape)  # Python ints: no overflow, and far cheaper than np.prod
-    if content is None:
-        content = proto.tensor_content  # read once: upb copies a bytes field on every access
+    content = proto.tensor_content  # read once: upb copies a bytes field on every access
     if content:
         if dtype.is_string:
             raise TensorParseError("string tensors cannot use tensor_content")

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.api_service.conftest import FIELD, PROBLEM_JSON
+from tests.support.fake_model_server import FakeModelServer
 from tests.support.paths import leaf_photos
 
 
@@ -164,12 +165,16 @@ def assert_good_answer(reply: httpx.Response) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 async def test_bad_input_gets_its_documented_answer(app_client: httpx.AsyncClient,
+                                                    fake_model_server: FakeModelServer,
                                                     case: Case) -> None:
     """In-process (the app's own validation; uvicorn's side is in core/test_body_limit.py)."""
     reply = await app_client.post("/predict/image", **case.request())
     assert reply.status_code == case.status, reply.text
+    # An accepted photo reaches the model as one image; a refused upload never does.
+    assert [t.shape for t in fake_model_server.received] == (
+        [(1, 150, 150, 3)] if case.code is None else [])
     if case.code is None:
-        assert reply.json()["low_confidence"] in (True, False)
+        assert reply.json()["code"] == "CMD"  # the fake model's answer
     else:
         assert reply.headers["content-type"] == PROBLEM_JSON
         problem = reply.json()

@@ -529,15 +529,22 @@ def test_exif_orientation_gives_the_upright_picture_png(orientation, height, wid
     assert np.abs(result - expected).max() < 1e-5
 
 
+@pytest.fixture(scope="module")
+def large_upright(photo: Image.Image) -> tuple[Image.Image, bytes]:
+    """The leaf photo at 3200x2400, and as a JPEG (made once: the cases below share it)."""
+    upright = photo.resize((3200, 2400), Image.Resampling.BICUBIC)
+    return upright, encode(upright, "JPEG", quality=95)
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize(("height", "width"), [(90, 160), (160, 90)])
 def test_exif_orientation_gives_the_upright_picture_large_jpeg(
-    photo, jpeg_decode_sizes, orientation, height, width
+    large_upright, jpeg_decode_sizes, orientation, height, width
 ):
     # 3200x2400 is drafted (DCT-scaled) before it is turned upright: the scale must be chosen
     # for the target as it will lie on the stored pixels, so it is the same for every orientation.
-    upright = photo.resize((3200, 2400), Image.Resampling.BICUBIC)
-    expected = tensor(encode(upright, "JPEG", quality=95), height=height, width=width)
+    upright, upright_jpeg = large_upright
+    expected = tensor(upright_jpeg, height=height, width=width)
     data = with_orientation(upright, orientation, "JPEG", quality=95)
     result = tensor(data, height=height, width=width)
     upright_decode, stored_decode = jpeg_decode_sizes[0], jpeg_decode_sizes[-1]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from app.labels import Label
-from app.prediction import build_prediction, rank
+from app.prediction import build_prediction, normalised_entropy, rank
 from app.schemas import ModelInfo
 
 LABELS = tuple(Label(code, f"name of {code}") for code in ("CBB", "CBSD", "CGM", "CMD", "Healthy"))
@@ -22,6 +24,7 @@ def test_body_fields() -> None:
                             model=ModelInfo(name="cassava", version=2), request_id="r1")
     assert body.model_dump() == {
         "prediction": "name of CMD", "code": "CMD", "confidence": 0.6, "low_confidence": False,
+        "entropy": pytest.approx(normalised_entropy([0.1, 0.05, 0.2, 0.6, 0.05])),
         "probabilities": [p.model_dump() for p in rank([0.1, 0.05, 0.2, 0.6, 0.05], LABELS)],
         "model": {"name": "cassava", "version": 2}, "request_id": "r1"}
 
@@ -41,3 +44,23 @@ def test_rounding_past_one_is_clamped() -> None:
 def test_count_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="4 outputs for 5 labels"):
         rank([0.25] * 4, LABELS)
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    ([1.0, 0.0, 0.0, 0.0, 0.0], 0.0),          # certain
+    ([0.2] * 5, 1.0),                           # uniform: the maximum
+    ([0.5, 0.5, 0.0, 0.0, 0.0], math.log(2) / math.log(5)),
+    ([0.1, 0.05, 0.2, 0.6, 0.05], 0.7196),      # -sum(p ln p) / ln 5
+    ([0.4000001, 0.4, 0.2, 0, 0], 0.6555),      # rounding past a sum of 1 is renormalised
+    ([1.0], 0.0),                               # one class: nothing to be unsure about
+])
+def test_normalised_entropy(row: list[float], expected: float) -> None:
+    assert normalised_entropy(row) == pytest.approx(expected, abs=1e-4)
+
+
+def test_entropy_separates_a_confident_answer_from_a_spread_one() -> None:
+    sharp = build_prediction([0.9, 0.025, 0.025, 0.025, 0.025], LABELS, threshold=0.5,
+                             model=ModelInfo(name="m", version=1), request_id="r")
+    flat = build_prediction([0.3, 0.2, 0.2, 0.15, 0.15], LABELS, threshold=0.5,
+                            model=ModelInfo(name="m", version=1), request_id="r")
+    assert 0.0 < sharp.entropy < 0.3 < 0.9 < flat.entropy < 1.0

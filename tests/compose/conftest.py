@@ -24,6 +24,15 @@ OFFLINE_BUILD_TIMEOUT = 2400
 UP_TIMEOUT = 1800
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit (pyproject.toml) counts fixture setup: the first compose test may
+    build the offline bases and the images cold, each step bounded by its own timeout above."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(OFFLINE_BUILD_TIMEOUT + UP_TIMEOUT + 600))
+
+
 def engine_problem() -> str | None:
     """Why no Docker engine can be used here, or None when `docker info` works."""
     if not shutil.which("docker"):

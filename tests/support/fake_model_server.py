@@ -53,8 +53,8 @@ class FakeModelServer:
     async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
         self._fail_if_asked()
         self.received.append(image)
-        return ModelOutput(values=np.array(self.probabilities, np.float32),
-                           model_name=self.model_name, version=self.version)
+        rows = np.tile(np.array(self.probabilities, np.float32), (image.shape[0], 1))
+        return ModelOutput(rows=rows, model_name=self.model_name, version=self.version)
 
     async def close(self) -> None:
         self.closed = True

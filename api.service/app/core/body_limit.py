@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import ProblemError, problem_response
@@ -20,19 +22,24 @@ class BodyTooLarge(ProblemError):
 
 class BodySizeLimitMiddleware:
     """Rejects a declared Content-Length over the cap at once; otherwise counts received bytes
-    and raises BodyTooLarge from `receive` the moment the count passes the cap."""
+    and raises BodyTooLarge from `receive` the moment the count passes the cap. `path_caps`
+    gives paths (matched by their end, so any ROOT_PATH prefix works) a cap of their own."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 path_caps: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.path_caps = dict(path_caps or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = next((cap for path, cap in self.path_caps.items()
+                          if scope["path"].endswith(path)), self.default_max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared > max_bytes:
+            await self._reject(scope, receive, send, max_bytes)
             return
 
         received = 0
@@ -43,8 +50,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,10 +66,10 @@ class BodySizeLimitMiddleware:
             # the body outside a route (none today) so the cap can never turn into a 500.
             if response_started:
                 raise
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, max_bytes)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(BodyTooLarge(self.max_bytes), request_id_of(scope))
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        response = problem_response(BodyTooLarge(max_bytes), request_id_of(scope))
         await response(scope, receive, send)
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     LABELS_PATH: Path = _REPO_LABELS
 
     MAX_UPLOAD_BYTES: PositiveInt = 10 * 1024 * 1024
+    MAX_BATCH_FILES: PositiveInt = Field(
+        16, description="photos per POST /v1/predict/images (one Predict call carries them all)")
+    MAX_BATCH_BYTES: PositiveInt = Field(
+        16 * 1024 * 1024, description="request body cap of POST /v1/predict/images")
     MAX_IMAGE_PIXELS: PositiveInt = Field(
         50_000_000, description="pixel cap read from the image header, before decoding")
     LOW_CONFIDENCE_THRESHOLD: float = Field(0.5, ge=0.0, le=1.0)

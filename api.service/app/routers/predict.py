@@ -1,10 +1,11 @@
-"""POST /predict/image: classify one uploaded leaf photo."""
+"""POST /predict/image: classify one uploaded leaf photo; POST /v1/predict/images: several."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import ImageUploadDep, PredictorDep, RequestIdDep
+from app.core.problems import Problem, problem_body
+from app.deps import ImageUploadDep, ImageUploadsDep, PredictorDep, RequestIdDep
 from app.errors import (
     BODY_TOO_LARGE,
     EMPTY_IMAGE,
@@ -17,13 +18,17 @@ from app.errors import (
     MODEL_UNAVAILABLE,
     NOT_MULTIPART,
     TOO_MANY_FILES,
+    TOO_MANY_IMAGES,
     TRUNCATED_IMAGE,
     UNDECODABLE_IMAGE,
+    UNEXPECTED_FILE,
     UNSUPPORTED_MEDIA_TYPE,
+    image_problem,
     openapi_responses,
 )
-from app.schemas import PredictionResponse
-from app.upload import OPENAPI_REQUEST_BODY
+from app.imaging import ImageRejected
+from app.schemas import BatchPrediction, BatchPredictionResponse, BatchProblem, PredictionResponse
+from app.upload import OPENAPI_BATCH_REQUEST_BODY, OPENAPI_REQUEST_BODY
 
 router = APIRouter(tags=["predict"])
 
@@ -44,3 +49,28 @@ _ROUTE = {"methods": ["POST"], "responses": RESPONSES, "summary": "Classify a ca
 router.add_api_route("/v1/predict/image", predict_image, operation_id="predict_image_v1", **_ROUTE)
 # The article's clients POST here: the unversioned path stays an alias of v1.
 router.add_api_route("/predict/image", predict_image, operation_id="predict_image", **_ROUTE)
+
+
+BATCH_RESPONSES = openapi_responses(
+    BODY_TOO_LARGE, TOO_MANY_IMAGES, MISSING_FIELD, UNEXPECTED_FILE, NOT_MULTIPART,
+    MALFORMED_MULTIPART, MODEL_ERROR, MODEL_UNAVAILABLE, MODEL_MISCONFIGURED, MODEL_TIMEOUT)
+
+
+@router.post("/v1/predict/images", responses=BATCH_RESPONSES, operation_id="predict_images_v1",
+             summary="Classify several cassava leaf photos in one request",
+             openapi_extra={"requestBody": OPENAPI_BATCH_REQUEST_BODY})
+async def predict_images(images: ImageUploadsDep, predictor: PredictorDep,
+                         request_id: RequestIdDep) -> BatchPredictionResponse:
+    """Classify every photo in the multipart field `images`: one result per file, in order."""
+    outcomes = await predictor.predict_many([upload.file.read for upload in images], request_id)
+    results: list[BatchPrediction | BatchProblem] = []
+    for index, (upload, outcome) in enumerate(zip(images, outcomes, strict=True)):
+        if isinstance(outcome, ImageRejected):
+            error = image_problem(outcome)
+            problem = Problem(**problem_body(error.status, error.code, error.detail,
+                                             title=error.title, request_id=request_id))
+            results.append(BatchProblem(index=index, filename=upload.filename, problem=problem))
+        else:
+            results.append(BatchPrediction(index=index, filename=upload.filename,
+                                           prediction=outcome))
+    return BatchPredictionResponse(results=results, request_id=request_id)

@@ -69,11 +69,16 @@ class ModelFailed(ModelServerError):
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """One Predict reply: the output row and which model version produced it."""
+    """One Predict reply: the output rows and which model version produced them."""
 
-    values: np.ndarray  # 1-D, the output tensor's single batch row
+    rows: np.ndarray  # 2-D: one row per input image, in input order
     model_name: str
     version: int
+
+    @property
+    def values(self) -> np.ndarray:
+        """The first row: for a single image, its answer."""
+        return self.rows[0]
 
 
 def service_config(retry_attempts: int, lb_policy: str = "round_robin",
@@ -218,7 +223,7 @@ class TFServingClient:
             return signature
 
     async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
-        """Run one (1, H, W, 3) float32 image through `signature`; return the output row."""
+        """Run (N, H, W, 3) float32 images through `signature` in one call; one row per image."""
         request = predict_pb2.PredictRequest(model_spec=self._model_spec(with_signature=True),
                                              output_filter=[signature.output_name])
         request.inputs[signature.input_name].CopyFrom(to_tensor_proto(image))
@@ -238,7 +243,7 @@ class TFServingClient:
             values = from_tensor_proto(reply.outputs[signature.output_name])
         except TensorDecodeError as error:
             raise ModelFailed(f"unreadable output tensor: {error}") from None
-        if values.ndim != 2 or values.shape[0] != 1:
-            raise ModelFailed(f"output shape {values.shape}, expected (1, classes)")
-        return ModelOutput(values=values[0].astype(np.float64),
+        if values.ndim != 2 or values.shape[0] != image.shape[0]:
+            raise ModelFailed(f"output shape {values.shape}, expected ({image.shape[0]}, classes)")
+        return ModelOutput(rows=values.astype(np.float64),
                            model_name=reply.model_spec.name or self.model_name, version=version)

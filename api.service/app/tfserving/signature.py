@@ -25,6 +25,7 @@ class Signature:
     width: int
     output_name: str
     num_classes: int | None  # None when the metadata leaves it unknown (-1)
+    batch: int = -1  # images per Predict call the input takes: -1 = any number, or exactly 1
 
 
 def signature_from_metadata(reply: get_model_metadata_pb2.GetModelMetadataResponse,
@@ -56,4 +57,5 @@ def signature_from_metadata(reply: get_model_metadata_pb2.GetModelMetadataRespon
     return Signature(
         model_name=reply.model_spec.name, version=reply.model_spec.version.value,
         name=signature_name, input_name=input_name, height=in_shape[1], width=in_shape[2],
-        output_name=output_name, num_classes=out_shape[1] if out_shape[1] > 0 else None)
+        output_name=output_name, num_classes=out_shape[1] if out_shape[1] > 0 else None,
+        batch=in_shape[0])

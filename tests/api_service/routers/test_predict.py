@@ -32,8 +32,8 @@ async def test_response_contract(app_client: httpx.AsyncClient,
     assert reply.headers["content-type"] == "application/json"
     body = reply.json()
     PredictionResponse.model_validate(body)
-    assert set(body) == {"prediction", "code", "confidence", "low_confidence", "probabilities",
-                         "model", "request_id"}
+    assert set(body) == {"prediction", "code", "confidence", "low_confidence", "entropy",
+                         "probabilities", "model", "request_id"}
     labels = {label.code: label.name for label in load_labels(SEED_LABELS)}
     assert (body["code"], body["prediction"]) == ("CMD", labels["CMD"])
     assert [(p["code"], p["name"]) for p in body["probabilities"]] == [
@@ -41,6 +41,8 @@ async def test_response_contract(app_client: httpx.AsyncClient,
     assert [p["probability"] for p in body["probabilities"]] == pytest.approx(
         [0.6, 0.2, 0.1, 0.05, 0.05])
     assert body["confidence"] == pytest.approx(0.6) and body["low_confidence"] is False
+    # -(0.6 ln 0.6 + 0.2 ln 0.2 + 0.1 ln 0.1 + 2 * 0.05 ln 0.05) / ln 5
+    assert body["entropy"] == pytest.approx(0.7196, abs=1e-4)
     assert body["model"] == {"name": SEED_MODEL_NAME, "version": 1}
     assert body["request_id"] == reply.headers["x-request-id"]
 

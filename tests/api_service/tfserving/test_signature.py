@@ -44,6 +44,13 @@ def test_unknown_class_count_is_none() -> None:
     assert signature_from_metadata(reply, "serving_default").num_classes is None
 
 
+@pytest.mark.parametrize(("batch", "expected"), [(-1, -1), (1, 1)])
+def test_batch_dimension_is_kept(batch: int, expected: int) -> None:
+    """-1: the batch endpoint sends every photo in one call; 1: one call per photo."""
+    reply = metadata({"x": (1, [batch, 64, 64, 3])}, {"y": [-1, 5]})
+    assert signature_from_metadata(reply, "serving_default").batch == expected
+
+
 @pytest.mark.parametrize(("inputs", "outputs", "wanted", "message"), [
     ({"x": (1, [-1, 150, 150, 3])}, {"y": [-1, 5]}, "other", "no signature 'other'"),
     ({"x": (7, [-1, 150, 150, 3])}, {"y": [-1, 5]}, "serving_default", "DT_STRING"),

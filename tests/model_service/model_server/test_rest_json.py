@@ -53,6 +53,7 @@ def test_columnar_format():
 
 @pytest.mark.parametrize("sig, body, message", [
     (IMAGE, {"instances": [[1, 2], [3]]}, "ragged"),
+    (IMAGE, {"instances": json.loads("[" * 900 + "1" + "]" * 900)}, "nested deeper than 64"),
     (IMAGE, {"instances": [[1, "2"]]}, "expected a number"),
     (IMAGE, {"instances": [[True, False]]}, "booleans"),
     (IMAGE, {"instances": {"image": [1, 2]}}, "must be a list"),

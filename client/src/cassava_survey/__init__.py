@@ -1,0 +1,1 @@
+"""cassava-survey: diagnose many cassava leaf photos through the cassava API."""

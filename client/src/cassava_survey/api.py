@@ -1,0 +1,155 @@
+"""The cassava API over HTTP: POST /v1/predict/images with retries, and *.localhost names
+resolved to loopback inside the client."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
+
+from cassava_survey.photos import Photo
+from cassava_survey.retry import RETRY_STATUSES, backoff_delay, parse_retry_after
+
+BATCH_PATH = "/v1/predict/images"
+LOOPBACK = "127.0.0.1"
+
+
+class ApiError(Exception):
+    """The run cannot go on: the server is unreachable, or it gave an answer that asking again
+    will not change (a wrong URL, a refused request). The message is for the user."""
+
+
+def is_loopback_name(host: str) -> bool:
+    """`localhost` and every `*.localhost` name (RFC 6761 §6.3: they resolve to loopback, as in
+    browsers and curl; glibc's resolver does not know that)."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+class LoopbackTransport(httpx.AsyncBaseTransport):
+    """Connects to 127.0.0.1 for *.localhost URLs; the Host header (and TLS server name) keep
+    the name, so a proxy routing by host (Traefik here) sees the URL as typed."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if is_loopback_name(host):
+            request.url = request.url.copy_with(host=LOOPBACK)
+            request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def describe_answer(reply: httpx.Response) -> str:
+    """An error answer in a line: the problem document's title, detail and code when the server
+    sent application/problem+json, else the status and the start of the body."""
+    if "json" in reply.headers.get("content-type", ""):
+        try:
+            problem = reply.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict) and ("detail" in problem or "title" in problem):
+            code = f" [{problem['code']}]" if problem.get("code") else ""
+            return (f"HTTP {reply.status_code} {problem.get('title') or ''}: "
+                    f"{problem.get('detail') or ''}{code}").replace(" :", ":")
+    text = " ".join(reply.text.split())[:200]
+    return f"HTTP {reply.status_code} {reply.reason_phrase}" + (f": {text}" if text else "")
+
+
+def describe_transport_error(url: str, error: httpx.TransportError) -> str:
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot connect to {url} ({error or type(error).__name__})"
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer from {url} in time ({type(error).__name__})"
+    return f"connection to {url} failed ({type(error).__name__}: {error})"
+
+
+class SurveyClient:
+    """Sends batches of photos to the API; retries what is worth retrying (429, 502, 503, 504,
+    connection failures) with backoff, honouring Retry-After; raises ApiError otherwise."""
+
+    def __init__(self, api: str, *, retries: int = 5, timeout: float = 120.0,
+                 connections: int = 4,
+                 on_retry: Callable[[str, float], None] = lambda message, delay: None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 jitter: Callable[[], float] = random.random,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        url = httpx.URL(api)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ApiError(f"--api must be an http:// or https:// URL, got {api!r}")
+        self.url = str(url.copy_with(path=url.path.rstrip("/") + BATCH_PATH))
+        self.retries = retries
+        self.on_retry = on_retry
+        self.sleep = sleep
+        self.jitter = jitter
+        inner = transport or httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=connections))
+        self.http = httpx.AsyncClient(transport=LoopbackTransport(inner),
+                                      timeout=httpx.Timeout(timeout, connect=10.0),
+                                      headers={"User-Agent": "cassava-survey"})
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def diagnose(self, photos: Sequence[Photo]) -> list[dict[str, Any]]:
+        """The API's result for each photo, in order. A batch the server finds too large is
+        split in two; a single photo it refuses as too large gets that problem as its result."""
+        attempt = 0
+        while True:
+            try:
+                reply = await self._post(photos)
+            except httpx.TransportError as error:
+                failure, retry_after = describe_transport_error(self.url, error), None
+            else:
+                if reply.status_code == 200:
+                    return self._results(reply, len(photos))
+                if reply.status_code == 413 and len(photos) > 1:
+                    half = len(photos) // 2
+                    return [*await self.diagnose(photos[:half]),
+                            *await self.diagnose(photos[half:])]
+                if reply.status_code == 413:
+                    return [{"problem": self._problem(reply)}]
+                failure = describe_answer(reply)
+                if reply.status_code not in RETRY_STATUSES:
+                    raise ApiError(f"the API refused the request: {failure}")
+                retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            attempt += 1
+            if attempt > self.retries:
+                raise ApiError(f"{failure}; gave up after {self.retries} retries")
+            delay = backoff_delay(attempt, retry_after, jitter=self.jitter())
+            self.on_retry(failure, delay)
+            await self.sleep(delay)
+
+    async def _post(self, photos: Sequence[Photo]) -> httpx.Response:
+        contents = await asyncio.to_thread(lambda: [photo.path.read_bytes() for photo in photos])
+        files = [("images", (photo.path.name, data, "application/octet-stream"))
+                 for photo, data in zip(photos, contents, strict=True)]
+        return await self.http.post(self.url, files=files)
+
+    def _results(self, reply: httpx.Response, count: int) -> list[dict[str, Any]]:
+        try:
+            results = reply.json()["results"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(f"{self.url} answered 200 without a batch result: is --api the "
+                           "cassava API?") from None
+        if not isinstance(results, list) or len(results) != count:
+            got = len(results) if isinstance(results, list) else "no list of"
+            raise ApiError(f"{self.url} answered {got} results for {count} photos")
+        return results
+
+    @staticmethod
+    def _problem(reply: httpx.Response) -> dict[str, Any]:
+        try:
+            problem = reply.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict) and problem.get("code"):
+            return problem
+        return {"code": "body_too_large", "detail": describe_answer(reply)}

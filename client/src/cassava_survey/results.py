@@ -1,0 +1,150 @@
+"""One row per photo: built from the API's answer and the photo's EXIF, written as CSV and
+GeoJSON, and journalled in the resume file as each batch finishes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cassava_survey.photos import Exif
+
+
+@dataclass(frozen=True)
+class Row:
+    """What the survey learnt about one photo; `error` is set instead of the prediction when the
+    API could not use the photo (its problem code, e.g. truncated_image)."""
+
+    file: str
+    taken_at: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    prediction: str | None = None  # display name of the top class
+    code: str | None = None  # label code of the top class
+    confidence: float | None = None
+    low_confidence: bool | None = None
+    entropy: float | None = None
+    model: str | None = None
+    model_version: int | None = None
+    error: str | None = None
+    error_detail: str | None = None
+
+
+COLUMNS = tuple(field.name for field in fields(Row))
+
+
+def row_from_result(file: str, result: Mapping[str, Any], exif: Exif) -> Row:
+    """One entry of the batch endpoint's `results` (a prediction or a problem) -> a row."""
+    place = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
+             "longitude": exif.longitude}
+    prediction = result.get("prediction")
+    if isinstance(prediction, Mapping):
+        model = prediction.get("model") or {}
+        return Row(**place, prediction=prediction.get("prediction"), code=prediction.get("code"),
+                   confidence=prediction.get("confidence"),
+                   low_confidence=prediction.get("low_confidence"),
+                   entropy=prediction.get("entropy"), model=model.get("name"),
+                   model_version=model.get("version"))
+    problem = result.get("problem") or {}
+    return Row(**place, error=str(problem.get("code") or "error"),
+               error_detail=problem.get("detail"))
+
+
+def failed_row(file: str, exif: Exif, code: str, detail: str | None) -> Row:
+    """A photo the API refused as a whole request (e.g. a single photo over the size cap)."""
+    return Row(file=file, taken_at=exif.taken_at, latitude=exif.latitude,
+               longitude=exif.longitude, error=code, error_detail=detail)
+
+
+def write_csv(path: Path, rows: Iterable[Row]) -> None:
+    """The rows as CSV (empty cells for missing values), written atomically."""
+    def write(file: Any) -> None:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if value is None else value
+                             for key, value in asdict(row).items()})
+    _atomic_write(path, write, newline="")
+
+
+def read_csv(path: Path) -> list[Row]:
+    """Rows written by write_csv, with their types restored."""
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} is not a cassava-survey CSV "
+                             f"(no {', '.join(sorted(missing))})")
+        return [_typed(record) for record in reader]
+
+
+def _typed(record: Mapping[str, str]) -> Row:
+    def value(name: str, kind: type) -> Any:
+        text = record.get(name) or ""
+        if text == "":
+            return None
+        if kind is bool:
+            return text == "True"
+        return kind(text)
+
+    kinds = {"latitude": float, "longitude": float, "confidence": float, "entropy": float,
+             "low_confidence": bool, "model_version": int}
+    return Row(**{name: value(name, kinds.get(name, str)) for name in COLUMNS})
+
+
+def geojson(rows: Iterable[Row]) -> dict[str, Any]:
+    """An RFC 7946 FeatureCollection: a Point per photo with a GPS position, geometry null for
+    the others (so every photo is in the file), every column in `properties`."""
+    features = []
+    for row in rows:
+        located = row.latitude is not None and row.longitude is not None
+        geometry = {"type": "Point", "coordinates": [row.longitude, row.latitude]} \
+            if located else None
+        features.append({"type": "Feature", "geometry": geometry, "properties": asdict(row)})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: Path, rows: Iterable[Row]) -> None:
+    collection = geojson(rows)
+    _atomic_write(path, lambda file: json.dump(collection, file, indent=1))
+
+
+def _atomic_write(path: Path, write: Any, newline: str | None = None) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written output."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8", newline=newline) as file:
+        write(file)
+    os.replace(temporary, path)
+
+
+class ResumeJournal:
+    """The resume file: one JSON line per finished photo ({"key", "row"}), appended and synced
+    to disk after every batch, so an interrupted run loses at most the batches in flight."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, Row] = {}
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        # A run killed while writing leaves a partial last line: the next entry starts afresh.
+        self._broken_tail = bool(text) and not text.endswith("\n")
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+                self.done[entry["key"]] = Row(**entry["row"])
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def record(self, finished: list[tuple[str, Row]]) -> None:
+        lines = [json.dumps({"key": key, "row": asdict(row)}) + "\n" for key, row in finished]
+        if self._broken_tail:
+            lines.insert(0, "\n")
+            self._broken_tail = False
+        with self.path.open("a", encoding="utf-8") as file:
+            file.writelines(lines)
+            file.flush()
+            os.fsync(file.fileno())
+        self.done.update(finished)

@@ -1,0 +1,69 @@
+"""Rows, CSV, GeoJSON and the resume journal (no server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cassava_survey.photos import Exif
+from cassava_survey.results import (
+    COLUMNS,
+    ResumeJournal,
+    Row,
+    geojson,
+    read_csv,
+    row_from_result,
+    write_csv,
+)
+
+PREDICTION = {"prediction": {
+    "prediction": "Cassava Mosaic Disease (CMD)", "code": "CMD", "confidence": 0.93,
+    "low_confidence": False, "entropy": 0.21, "probabilities": [],
+    "model": {"name": "cassava", "version": 3}, "request_id": "r"}, "index": 0, "filename": "a"}
+PROBLEM = {"problem": {"type": "tag:cassava-api,2025:problem:truncated_image", "status": 400,
+                       "title": "Truncated image", "code": "truncated_image",
+                       "detail": "The uploaded JPEG image is truncated."},
+           "index": 1, "filename": "b"}
+HERE = Exif(taken_at="2024-05-01T09:30:15+03:00", latitude=-0.1, longitude=34.7)
+
+
+def test_a_prediction_becomes_a_row() -> None:
+    assert row_from_result("a.jpg", PREDICTION, HERE) == Row(
+        file="a.jpg", taken_at="2024-05-01T09:30:15+03:00", latitude=-0.1, longitude=34.7,
+        prediction="Cassava Mosaic Disease (CMD)", code="CMD", confidence=0.93,
+        low_confidence=False, entropy=0.21, model="cassava", model_version=3)
+
+
+def test_a_problem_becomes_a_row_with_the_error() -> None:
+    row = row_from_result("b.jpg", PROBLEM, Exif())
+    assert (row.error, row.error_detail, row.code) == (
+        "truncated_image", "The uploaded JPEG image is truncated.", None)
+
+
+def test_csv_round_trip(tmp_path: Path) -> None:
+    rows = [row_from_result("a.jpg", PREDICTION, HERE), row_from_result("b,c.jpg", PROBLEM, Exif())]
+    write_csv(tmp_path / "r.csv", rows)
+    assert (tmp_path / "r.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert read_csv(tmp_path / "r.csv") == rows
+
+
+def test_geojson_has_every_photo_and_points_where_known() -> None:
+    rows = [row_from_result("a.jpg", PREDICTION, HERE), row_from_result("b.jpg", PROBLEM, Exif())]
+    collection = json.loads(json.dumps(geojson(rows)))  # plain JSON all the way down
+    assert collection["type"] == "FeatureCollection"
+    first, second = collection["features"]
+    assert first["geometry"] == {"type": "Point", "coordinates": [34.7, -0.1]}  # lon, lat
+    assert first["properties"]["code"] == "CMD"
+    assert second["geometry"] is None and second["properties"]["error"] == "truncated_image"
+
+
+def test_the_journal_survives_a_run_killed_mid_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.resume.jsonl"
+    journal = ResumeJournal(path)
+    journal.record([("k1", Row(file="a.jpg", code="CMD"))])
+    with path.open("a") as file:
+        file.write('{"key": "k2", "row": {"fi')  # the kill came here
+    resumed = ResumeJournal(path)
+    assert set(resumed.done) == {"k1"}
+    resumed.record([("k3", Row(file="c.jpg", code="CBB"))])
+    assert set(ResumeJournal(path).done) == {"k1", "k3"}

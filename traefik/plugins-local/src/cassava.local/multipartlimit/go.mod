@@ -1,0 +1,3 @@
+module cassava.local/multipartlimit
+
+go 1.22
