@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.request_id import RequestIdMiddleware
+from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
@@ -68,8 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own Settings."""
     settings = settings or get_settings()
     app = FastAPI(title="Cassava leaf disease API", version="1.0.0", description=DESCRIPTION,
-                  lifespan=lifespan, root_path=settings.ROOT_PATH)
+                  lifespan=lifespan, root_path=settings.ROOT_PATH, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    install_docs(app)  # Swagger UI from local files (app/docs.py); no ReDoc (CDN only)
     app.include_router(predict.router)
     app.include_router(health.router)
     install_error_handlers(app, settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from tests.compose.project import API_HOST, SERVICES, UI_HOST, ComposeProject, run
+from tests.support.sockets import read_until_closed
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -86,6 +88,31 @@ def test_upload_cap_at_the_proxy(stack: ComposeProject) -> None:
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "body_too_large"
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes to Traefik and read until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        return read_until_closed(sock, 10)
+
+
+def test_the_edge_settings_of_run_local_hold_in_compose(stack: ComposeProject) -> None:
+    """The image reads the traefik/traefik.yml run-local renders (docs/edge.md): no cleartext
+    HTTP/2, the header cap, a malformed chunked body answered 400, /docs with its own CSP."""
+    h2c = raw_exchange(stack.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                       + bytes.fromhex("000000040000000000"))
+    assert h2c.startswith(b"HTTP/1.1 "), h2c[:40]
+    chunked = raw_exchange(stack.port, (
+        f"POST /predict/image HTTP/1.1\r\nHost: {API_HOST}\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: image/jpeg\r\nConnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").encode())
+    assert chunked.startswith(b"HTTP/1.1 400 ") and b'"code":"malformed_request"' in chunked
+    with stack.client(API_HOST) as client:
+        assert client.get("/readyz", headers={"X-Filler": "a" * 20000}).status_code == 431
+        docs = client.get("/docs")
+        assert docs.status_code == 200
+        assert "script-src 'self'" in docs.headers["content-security-policy"]
+        assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_cors_allows_only_the_page_origin(stack: ComposeProject) -> None:

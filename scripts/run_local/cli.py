@@ -1,0 +1,72 @@
+"""The command: check the configuration (exit 2 with a message), then run the stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from run_local import stack
+from run_local.config import (
+    REPO,
+    VENV_BIN,
+    ConfigError,
+    check_model,
+    find_binary,
+    pick_ports,
+    read_config,
+)
+from run_local.supervise import Supervisor
+
+USAGE = """Run the whole stack without Docker: model server, API, nginx and Traefik on
+127.0.0.1:$PORT.
+
+Standard library only (it runs before .venv exists). Environment (docs/run-local.md has the table):
+PORT, MODEL_BASE_PATH, MODEL_NAME, MAX_UPLOAD_BYTES, UI_ROOT, RUN_DIR, READY_TIMEOUT,
+MODEL_GRPC_PORT, MODEL_REST_PORT, API_PORT, UI_PORT, PING_PORT (0 = any free port),
+NGINX, TRAEFIK (binaries), RUN_LOCAL_SKIP_BOOTSTRAP=1, RUN_LOCAL_KEEP_GOING=1,
+RUN_LOCAL_READ_TIMEOUT (tests only), the edge limits (RATE_LIMIT_*, INFLIGHT_PER_CLIENT).
+Exit status: 0 after a requested stop, 1 when a service fails, 2 for a configuration problem.
+"""
+
+
+def bootstrap() -> None:
+    """Install what is missing (.venv, nginx); bootstrap explains and fails without rights."""
+    result = subprocess.run([str(REPO / "scripts" / "bootstrap"), "runtime"], check=False)
+    if result.returncode != 0:
+        raise ConfigError(f"scripts/bootstrap runtime failed (status {result.returncode}); "
+                          "see its message above")
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:2] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if argv[1:]:
+        print(f"run-local: no arguments expected (got {argv[1:]}); configure with environment "
+              "variables (--help)", file=sys.stderr)
+        return 2
+    try:
+        config = read_config(dict(os.environ), Path.cwd(), stack.traefik_entry_points())
+        check_model(config)
+        ports = pick_ports(config)
+        if config.bootstrap:
+            bootstrap()
+        if not os.access(VENV_BIN / "python", os.X_OK):
+            raise ConfigError(f"{VENV_BIN / 'python'} is missing: run scripts/bootstrap")
+        nginx = find_binary(config.nginx, "nginx", ("/usr/sbin", "/usr/local/sbin"))
+        find_binary(config.traefik, "traefik")
+        if not Path("/etc/nginx/mime.types").is_file():
+            raise ConfigError("/etc/nginx/mime.types is missing: reinstall nginx")
+        stack.write_runtime_files(config, ports)
+    except ConfigError as error:
+        print(f"run-local: {error}", file=sys.stderr)
+        return 2
+    supervisor = Supervisor(
+        stack.services(config, ports, nginx), config.run_dir / "services.json",
+        config.ready_timeout, config.keep_going, state=lambda: stack.state(config),
+        banner=lambda elapsed: stack.banner(config, elapsed))
+    supervisor.say("run-local", f"model {config.model_name} from {config.model_path}")
+    supervisor.say("run-local", f"runtime files in {config.run_dir}")
+    return supervisor.run()

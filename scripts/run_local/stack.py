@@ -1,0 +1,142 @@
+"""The four services of the stack, their readiness checks, and the files they read from
+RUN_DIR (rendered from the shared ones by run_local.render)."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+
+from run_local.config import API_HOST, REPO, UI_HOST, VENV_BIN, Config, entry_point_port_name
+from run_local.render import (
+    NGINX_TEMP_KINDS,
+    entry_points,
+    render_nginx_conf,
+    render_server_block,
+    render_traefik_static,
+)
+from run_local.supervise import Service, http_get
+
+NGINX_SERVER_BLOCK = REPO / "ui.service" / "nginx" / "default.conf"
+TRAEFIK_DIR = REPO / "traefik"
+TRAEFIK_STATIC = TRAEFIK_DIR / "traefik.yml"
+# Go runtime settings for Traefik, the same as traefik/Dockerfile's ENV GODEBUG (a unit test
+# compares them): http2server=0 turns off Go's HTTP/2 server, so the public entry point speaks
+# no cleartext HTTP/2 (h2c), which Traefik v3 offers no option to refuse.
+TRAEFIK_GODEBUG = "http2server=0"
+
+
+def traefik_entry_points() -> list[str]:
+    return entry_points(TRAEFIK_STATIC.read_text())
+
+
+def traefik_addresses(ports: dict[str, int], names: list[str]) -> dict[str, str]:
+    """Every entry point on 127.0.0.1 at its run-local port (web = PORT)."""
+    return {name: f"127.0.0.1:{ports[entry_point_port_name(name)]}" for name in names}
+
+
+def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]:
+    c, p = config, ports
+    python = str(VENV_BIN / "python")
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    origins = f"http://{UI_HOST}:{c.port}" + (f",http://{UI_HOST}" if c.port == 80 else "")
+
+    def model_ready() -> str | None:
+        status, _, body = http_get(p["MODEL_REST_PORT"], f"/v1/models/{c.model_name}")
+        if status != 200:
+            return None
+        versions = [v.get("version") for v in json.loads(body).get("model_version_status", [])
+                    if v.get("state") == "AVAILABLE"]
+        return f"AVAILABLE (version {', '.join(map(str, versions))})" if versions else None
+
+    def api_ready() -> str | None:
+        return "GET /readyz 200" if http_get(p["API_PORT"], "/readyz")[0] == 200 else None
+
+    def nginx_ready() -> str | None:
+        status, _, _ = http_get(p["UI_PORT"], "/")
+        return f"serving {c.ui_root} (GET / {status})" if status < 500 else None
+
+    def traefik_ready() -> str | None:
+        if http_get(p["PING_PORT"], "/ping")[0] != 200:
+            return None
+        # Routed to nginx (its headers), not Traefik's own 404: the dynamic file is loaded.
+        _, headers, _ = http_get(c.port, "/", host=UI_HOST)
+        return "routing" if headers.get("x-frame-options") == "DENY" else None
+
+    traefik_ports = {name: p[entry_point_port_name(name)] for name in traefik_entry_points()}
+    return [
+        Service(
+            "model-server",
+            [str(REPO / "scripts" / "model-server"), f"--port={p['MODEL_GRPC_PORT']}",
+             f"--rest_api_port={p['MODEL_REST_PORT']}", f"--model_name={c.model_name}",
+             f"--model_base_path={c.model_path}", "--bind_address=127.0.0.1"],
+            base_env, REPO, model_ready, "the model to load",
+            {"grpc": p["MODEL_GRPC_PORT"], "rest": p["MODEL_REST_PORT"]}),
+        Service(
+            "api",
+            [python, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(p["API_PORT"]), "--proxy-headers",
+             "--forwarded-allow-ips", "127.0.0.1", "--timeout-graceful-shutdown", "3"],
+            {**base_env, "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
+             "MODEL_NAME": c.model_name, "LABELS_PATH": str(c.labels_path),
+             "MAX_UPLOAD_BYTES": str(c.max_upload_bytes)},
+            REPO / "api.service", api_ready, "GET /readyz = 200",
+            {"http": p["API_PORT"]}, after="model-server"),
+        Service(
+            "nginx",
+            [nginx, "-e", "stderr", "-p", str(c.run_dir), "-c", str(c.run_dir / "nginx.conf")],
+            base_env, c.run_dir, nginx_ready, "nginx to answer", {"http": p["UI_PORT"]}),
+        Service(
+            "traefik",
+            [c.traefik, f"--configFile={c.run_dir / 'traefik.yml'}"],
+            {**base_env, "API_UPSTREAM": f"http://127.0.0.1:{p['API_PORT']}",
+             "UI_UPSTREAM": f"http://127.0.0.1:{p['UI_PORT']}",
+             "UI_HOST": UI_HOST, "API_HOST": API_HOST, "UI_ORIGINS": origins,
+             "MAX_UPLOAD_BYTES": str(c.max_upload_bytes), "GODEBUG": TRAEFIK_GODEBUG},
+            c.run_dir, traefik_ready, "ping and the UI route",
+            {("http" if name == "web" else name): port
+             for name, port in traefik_ports.items()}),
+    ]
+
+
+def write_runtime_files(config: Config, ports: dict[str, int]) -> None:
+    """RUN_DIR: nginx.conf + ui.conf, traefik.yml, nginx temp dirs, the plugins-local link."""
+    c = config
+    c.run_dir.mkdir(parents=True, exist_ok=True)
+    for kind in NGINX_TEMP_KINDS:
+        (c.run_dir / "nginx-tmp" / kind).mkdir(parents=True, exist_ok=True)
+    block = c.run_dir / "ui.conf"
+    block.write_text(render_server_block(NGINX_SERVER_BLOCK.read_text(), ports["UI_PORT"],
+                                         c.ui_root))
+    user = None
+    if os.geteuid() == 0:  # workers run as the invoking user, not nginx's default nobody
+        user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+    (c.run_dir / "nginx.conf").write_text(render_nginx_conf(c.run_dir, block, user))
+    template = TRAEFIK_STATIC.read_text()
+    (c.run_dir / "traefik.yml").write_text(render_traefik_static(
+        template, traefik_addresses(ports, entry_points(template)),
+        TRAEFIK_DIR / "dynamic.yml", c.read_timeout))
+    # Traefik loads local plugins from ./plugins-local: its working directory is run_dir.
+    plugins = c.run_dir / "plugins-local"
+    if plugins.is_symlink() or plugins.exists():
+        plugins.unlink()
+    plugins.symlink_to(TRAEFIK_DIR / "plugins-local")
+
+
+def state(config: Config) -> dict[str, object]:
+    """What services.json says about the stack as a whole."""
+    return {
+        "port": config.port,
+        "urls": {"ui": f"http://{UI_HOST}:{config.port}/",
+                 "api": f"http://{API_HOST}:{config.port}/"},
+        "model": {"name": config.model_name, "path": str(config.model_path)},
+    }
+
+
+def banner(config: Config, elapsed: float) -> list[str]:
+    return [f"ready in {elapsed:.1f}s",
+            f"  open   http://{UI_HOST}:{config.port}/",
+            f"  API    http://{API_HOST}:{config.port}/predict/image "
+            "(POST multipart field image_to_predict)",
+            "  Ctrl-C stops everything"]
