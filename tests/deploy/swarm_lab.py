@@ -65,6 +65,10 @@ class Lab:
         run(["docker", "-H", f"unix://{sock}", "build", "-q", "-t", tag, "-"], stdin=dockerfile,
             timeout=300, env={**os.environ, "DOCKER_BUILDKIT": "0"})
 
+    def client_ips(self) -> list[str]:
+        """This host's addresses on the lab's switch: simulated clients spread over them."""
+        return self.facts["SWARM_LAB_CLIENT_IPS"].split(",")
+
     def url(self, node: int, path: str = "/") -> str:
         return f"http://{self.ip(node)}:{self.http_port}{path}"
 
@@ -143,8 +147,12 @@ class SteadyLoad:
     count (`max_requests`) and in time (`max_seconds`). Each request has its own outcome."""
 
     def __init__(self, url: str, photo: Path, rate: float = 6.0, max_seconds: float = 300,
-                 workers: int = 16, timeout: float = 30.0) -> None:
+                 workers: int = 16, timeout: float = 30.0,
+                 client_ips: list[str] | None = None) -> None:
         self.url = url
+        # Each worker is one simulated client with its own source address (the proxy's limits
+        # act per address), taken in turn from client_ips.
+        self.client_ips = client_ips or []
         self.photo = photo.read_bytes()
         self.interval = 1.0 / rate
         self.max_seconds = max_seconds
@@ -174,10 +182,14 @@ class SteadyLoad:
     def _client(self) -> httpx.Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = httpx.Client(timeout=self.timeout, headers={"Host": API_HOST})
-            self._local.client = client
             with self._lock:
+                address = (self.client_ips[len(self._clients) % len(self.client_ips)]
+                           if self.client_ips else None)
+                transport = httpx.HTTPTransport(local_address=address) if address else None
+                client = httpx.Client(timeout=self.timeout, headers={"Host": API_HOST},
+                                      transport=transport)
                 self._clients.append(client)
+            self._local.client = client
         return client
 
     def _schedule(self) -> None:

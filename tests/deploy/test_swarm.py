@@ -80,7 +80,8 @@ def test_balance_over_api_and_model_replicas(swarm_lab: Lab, photo: Path) -> Non
     apis = swarm_lab.containers("api")
     bytes_before = [swarm_lab.received_bytes(node, cid) for node, cid in models]
     api_before = [swarm_lab.api_requests(node, cid) for node, cid in apis]
-    with SteadyLoad(swarm_lab.url(1, PREDICT), photo, rate=RATE, max_seconds=20) as load:
+    with SteadyLoad(swarm_lab.url(1, PREDICT), photo, rate=RATE, max_seconds=20,
+                    client_ips=swarm_lab.client_ips()) as load:
         time.sleep(20)
     result = load.result()
     report("balance", result)
@@ -98,7 +99,8 @@ def test_balance_over_api_and_model_replicas(swarm_lab: Lab, photo: Path) -> Non
 
 def test_killing_a_model_container_fails_no_request(swarm_lab: Lab, photo: Path) -> None:
     node, container = swarm_lab.containers("model")[0]
-    with SteadyLoad(swarm_lab.url(1, PREDICT), photo, rate=RATE, max_seconds=90) as load:
+    with SteadyLoad(swarm_lab.url(1, PREDICT), photo, rate=RATE, max_seconds=90,
+                    client_ips=swarm_lab.client_ips()) as load:
         time.sleep(5)
         swarm_lab.docker(node, "kill", container)
         took = wait_for(lambda: converged(swarm_lab, "model")
@@ -117,7 +119,8 @@ def test_rolling_api_update_fails_no_request(swarm_lab: Lab, photo: Path) -> Non
                              "cassava_api").stdout.strip().split("@")[0]
     new_image = f"{image}-rollout"
     swarm_lab.tag_on_every_node(image, new_image)
-    with SteadyLoad(swarm_lab.url(2, PREDICT), photo, rate=RATE, max_seconds=300) as load:
+    with SteadyLoad(swarm_lab.url(2, PREDICT), photo, rate=RATE, max_seconds=300,
+                    client_ips=swarm_lab.client_ips()) as load:
         time.sleep(3)
         started = time.monotonic()
         swarm_lab.update(1, "api", "--image", new_image, timeout=290)
@@ -142,7 +145,8 @@ def test_new_model_version_rolls_out_with_no_failed_request(swarm_lab: Lab, phot
                   "USER 10002:10002\n")
     for node in NODES:
         swarm_lab.build(node, new_image, dockerfile)
-    with SteadyLoad(swarm_lab.url(3, PREDICT), photo, rate=RATE, max_seconds=420) as load:
+    with SteadyLoad(swarm_lab.url(3, PREDICT), photo, rate=RATE, max_seconds=420,
+                    client_ips=swarm_lab.client_ips()) as load:
         time.sleep(3)
         started = time.monotonic()
         swarm_lab.update(1, "model", "--image", new_image, timeout=400)
@@ -165,7 +169,8 @@ def test_node_cut_off_replicas_return_within_120_s(swarm_lab: Lab, photo: Path) 
     victim = both[0]
     entry = next(node for node in NODES if node != victim)
     survivors = tuple(node for node in NODES if node != victim)
-    with SteadyLoad(swarm_lab.url(entry, PREDICT), photo, rate=RATE, max_seconds=180) as load:
+    with SteadyLoad(swarm_lab.url(entry, PREDICT), photo, rate=RATE, max_seconds=180,
+                    client_ips=swarm_lab.client_ips()) as load:
         time.sleep(5)
         swarm_lab.cut_off(victim)
 
