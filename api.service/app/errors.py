@@ -23,6 +23,7 @@ from app.core.problems import (
     problem_response,
 )
 from app.core.request_id import request_id_of
+from app.decode_budget import BudgetExhausted
 from app.predictor import LabelsMismatch
 from app.tfserving.client import ModelFailed, ModelTimeout, ModelUnavailable
 
@@ -56,6 +57,9 @@ BODY_TOO_LARGE = ProblemType(413, "body_too_large", "Request body too large",
 IMAGE_TOO_LARGE = ProblemType(413, "image_too_large", "Image has too many pixels",
                               "The image has too many pixels (at most 50,000,000 allowed); "
                               "send a smaller photo.")
+IMAGE_TOO_COSTLY = ProblemType(413, "image_too_costly", "Image needs too much memory to decode",
+                               "Decoding this image would need about 686 MiB of memory (at most "
+                               "512 MiB per image); send a JPEG or a smaller photo.")
 UNSUPPORTED_MEDIA_TYPE = ProblemType(415, "unsupported_media_type", "Unsupported image type",
                                      "The uploaded file is not a JPEG or PNG image: "
                                      "send a JPEG or PNG photo.")
@@ -75,12 +79,20 @@ NOT_MULTIPART = ProblemType(422, "not_multipart", "Body is not multipart/form-da
 MALFORMED_MULTIPART = ProblemType(422, "malformed_multipart", "Malformed multipart body",
                                   "The multipart body could not be parsed: Missing boundary in "
                                   "multipart.")
+IMAGE_TOO_SMALL = ProblemType(422, "image_too_small", "Image too small to show a leaf",
+                              "The image is 1x1 pixels: too small to show a leaf (at least 32 "
+                              "pixels on the short side); send a photo of one leaf.")
+BLANK_IMAGE = ProblemType(422, "blank_image", "Blank image",
+                          "The picture is almost one flat colour (lens covered, too dark or "
+                          "blank): it cannot show a leaf; take a photo of one leaf in daylight.")
 INVALID_REQUEST = ProblemType(422, "invalid_request", "Invalid request",
                               "query.limit: Input should be a valid integer")
 MODEL_ERROR = ProblemType(502, "model_error", "Model server error",
                           "The model server failed to answer this request.")
 MODEL_UNAVAILABLE = ProblemType(503, "model_unavailable", "Model unavailable",
                                 "The model is not available right now; retry later.")
+DECODER_BUSY = ProblemType(503, "decoder_busy", "Too many large images at once",
+                           "Too many large images are being decoded right now; retry in 5 s.")
 MODEL_MISCONFIGURED = ProblemType(503, "model_misconfigured", "Service misconfigured",
                                   "The labels file lists 4 classes but the model outputs 5.")
 MODEL_TIMEOUT = ProblemType(504, "model_timeout", "Model timed out",
@@ -98,6 +110,9 @@ _IMAGE_PROBLEMS: tuple[tuple[type[imaging.ImageRejected], ProblemType], ...] = (
     (imaging.UndecodableImage, UNDECODABLE_IMAGE),
     (imaging.UnsupportedImageFormat, UNSUPPORTED_MEDIA_TYPE),
     (imaging.TooManyPixels, IMAGE_TOO_LARGE),
+    (imaging.TooCostlyToDecode, IMAGE_TOO_COSTLY),
+    (imaging.ImageTooSmall, IMAGE_TOO_SMALL),
+    (imaging.BlankImage, BLANK_IMAGE),
 )
 
 
@@ -162,6 +177,13 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
         return respond(request, MODEL_TIMEOUT.error(
             f"The model did not answer within {settings.MODEL_DEADLINE_SECONDS:g} s."))
 
+    async def on_decoder_busy(request: Request, error: Exception) -> Response:
+        log.warning("decode budget exhausted: %s", error)
+        return respond(request, DECODER_BUSY.error(
+            f"Too many large images are being decoded right now; retry in "
+            f"{settings.RETRY_AFTER_SECONDS} s.",
+            headers={"Retry-After": str(settings.RETRY_AFTER_SECONDS)}))
+
     async def on_model_failed(request: Request, error: Exception) -> Response:
         log.error("model server error: %s", error)
         return respond(request, MODEL_ERROR.error())
@@ -199,6 +221,7 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(imaging.ImageRejected, on_image_rejected)
     app.add_exception_handler(ModelUnavailable, on_unavailable)
     app.add_exception_handler(ModelTimeout, on_timeout)
+    app.add_exception_handler(BudgetExhausted, on_decoder_busy)
     app.add_exception_handler(ModelFailed, on_model_failed)
     app.add_exception_handler(LabelsMismatch, on_labels_mismatch)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

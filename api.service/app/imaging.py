@@ -47,6 +47,16 @@ _UPRIGHT = {
 }
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
+# Bytes per pixel Pillow stores for a decoded image of each mode (Storage.c: 1, 2 or 4).
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Bytes per decoded pixel the pipeline allocates on top of the decoded image at its peak, an upper
+# bound of ru_maxrss measured on 7000x7000 PNGs (docs/reliability.md: RGB 4.1, RGBA 9.0, 16-bit
+# grey 13.0 bytes per pixel in all): an RGB copy (convert or transpose) for any image; for alpha
+# and colour keys a white background and the alpha band; for 16-bit grey the 8-bit copies.
+_PIPELINE_BYTES = 4
+_ALPHA_BYTES = 5
+_GREY16_BYTES = 8
+
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_GREY = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
@@ -76,6 +86,22 @@ class TooManyPixels(ImageRejected):
     """The header declares more pixels than the cap (a decompression bomb, or just too big)."""
 
 
+class TooCostlyToDecode(ImageRejected):
+    """Decoding would need more memory than the per-image budget (e.g. a 16-bit giant PNG)."""
+
+
+class ShowsNoLeaf(ImageRejected):
+    """A valid image that cannot show a leaf: the model's answer would be meaningless."""
+
+
+class ImageTooSmall(ShowsNoLeaf):
+    """Too few pixels on the short side (a 1x1 PNG, a thumbnail)."""
+
+
+class BlankImage(ShowsNoLeaf):
+    """Nearly uniform: an all-black (lens covered), all-white or single-colour picture."""
+
+
 def sniff_format(data: bytes) -> str | None:
     """'JPEG' or 'PNG' by magic bytes, else None. File names and Content-Types are never trusted."""
     if data.startswith(_JPEG_MAGIC):
@@ -85,28 +111,63 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def image_to_tensor(data: bytes, *, height: int, width: int, max_pixels: int) -> np.ndarray:
-    """Decode a JPEG/PNG upload to a float32 (1, height, width, 3) RGB tensor scaled to [0, 1]."""
-    if height < 1 or width < 1 or max_pixels < 1:
-        raise ValueError("height, width and max_pixels must be positive")
+def image_to_tensor(data: bytes, *, height: int, width: int, max_pixels: int,
+                    max_decode_bytes: int | None = None, min_short_side: int = 1,
+                    min_spread: float = 0.0) -> np.ndarray:
+    """Decode a JPEG/PNG upload to a float32 (1, height, width, 3) RGB tensor scaled to [0, 1].
+
+    `max_decode_bytes` caps decode_cost(); `min_short_side` (pixels) and `min_spread` (largest
+    per-channel standard deviation of the tensor) refuse pictures that cannot show a leaf."""
+    if height < 1 or width < 1 or max_pixels < 1 or min_short_side < 1:
+        raise ValueError("height, width, max_pixels and min_short_side must be positive")
+    kind = _sniff_or_reject(data)
+    try:
+        im = _open_header(data, kind, max_pixels=max_pixels)
+        if max_decode_bytes is not None:
+            cost = _decode_cost(im, kind, height=height, width=width)
+            if cost > max_decode_bytes:
+                raise _too_costly(cost, max_decode_bytes)
+        if min(im.size) < min_short_side:
+            raise ImageTooSmall(
+                f"The image is {im.width}x{im.height} pixels: too small to show a leaf (at least "
+                f"{min_short_side} pixels on the short side); send a photo of one leaf.")
+        rgb = _decode_upright_rgb(im, kind, height=height, width=width)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # Pillow reports malformed input through many exception types.
+        raise _classify_failure(data, kind, exc) from exc
+    tensor = _to_unit_float(rgb)
+    if min_spread > 0 and float(tensor.std(axis=(0, 1, 2)).max()) < min_spread:
+        raise BlankImage("The picture is almost one flat colour (lens covered, too dark or "
+                         "blank): it cannot show a leaf; take a photo of one leaf in daylight.")
+    return tensor
+
+
+def decode_cost(data: bytes, *, height: int, width: int, max_pixels: int) -> int:
+    """Bytes image_to_tensor allocates at its peak for this upload, from the header alone.
+
+    Raises the same ImageRejected as image_to_tensor for anything the header already condemns."""
+    kind = _sniff_or_reject(data)
+    try:
+        return _decode_cost(_open_header(data, kind, max_pixels=max_pixels), kind,
+                            height=height, width=width)
+    except ImageRejected:
+        raise
+    except Exception as exc:
+        raise _classify_failure(data, kind, exc) from exc
+
+
+def _sniff_or_reject(data: bytes) -> str:
     if not data:
         raise EmptyImage("The uploaded file is empty.")
     kind = sniff_format(data)
     if kind is None:
         raise UnsupportedImageFormat("The uploaded file is not a JPEG or PNG image.")
-    try:
-        rgb = _decode_upright_rgb(data, kind, height=height, width=width, max_pixels=max_pixels)
-    except ImageRejected:
-        raise
-    except Exception as exc:  # Pillow reports malformed input through many exception types.
-        raise _classify_failure(data, kind, exc) from exc
-    return _to_unit_float(rgb)
+    return kind
 
 
-def _decode_upright_rgb(
-    data: bytes, kind: str, *, height: int, width: int, max_pixels: int
-) -> Image.Image:
-    """Header checks, (draft) decode, RGB, resize to (width, height) upright. Pillow may raise."""
+def _open_header(data: bytes, kind: str, *, max_pixels: int) -> Image.Image:
+    """Image.open with the pixel cap; only the header is parsed. Pillow may raise."""
     try:
         im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -116,7 +177,28 @@ def _decode_upright_rgb(
         raise _too_many_pixels(max_pixels)
     if im.format not in _PILLOW_FORMATS[kind]:  # Cannot happen while magic bytes decide; cheap.
         raise UndecodableImage(f"The uploaded file is not a valid {kind} image.")
+    return im
 
+
+def _decode_cost(im: Image.Image, kind: str, *, height: int, width: int) -> int:
+    """Peak bytes of decoding `im` (opened, not loaded) to the target: what Pillow stores for the
+    decoded pixels (at the DCT-scaled size for JPEGs) plus the pipeline's copies of them."""
+    decoded_width, decoded_height = im.size
+    if kind == "JPEG":
+        # Upper bound over both orientations: the draft is chosen before EXIF is applied.
+        scale = min(dct_scale(im.size, (width, height)), dct_scale(im.size, (height, width)))
+        decoded_width, decoded_height = -(-im.width // scale), -(-im.height // scale)
+    stored = _STORED_BYTES.get(im.mode, 4)
+    extra = _PIPELINE_BYTES
+    if im.mode in _SIXTEEN_BIT_GREY:
+        extra += _GREY16_BYTES
+    elif im.mode in _ALPHA_MODES or "transparency" in im.info:
+        extra += _ALPHA_BYTES
+    return decoded_width * decoded_height * (stored + extra)
+
+
+def _decode_upright_rgb(im: Image.Image, kind: str, *, height: int, width: int) -> Image.Image:
+    """(Draft) decode, RGB, resize to (width, height) upright. Pillow may raise."""
     if kind == "PNG":
         # A PNG's eXIf chunk may follow the pixel data (Pillow's getexif() would load anyway);
         # loading here keeps decode errors out of _orientation, which forgives broken EXIF.
@@ -175,13 +257,22 @@ def _grey16_to_grey8(im: Image.Image) -> Image.Image:
     Pillow's own convert() clips 16-bit values at 255 instead of scaling them, which would turn
     almost every 16-bit photo white.
     """
-    values = np.asarray(im).astype(np.int64, copy=False)
-    grey = ((np.clip(values, 0, 65535) + 128) // 257).astype(np.uint8)
+    values = np.asarray(im)
+    if values.dtype.kind == "u" and values.dtype.itemsize == 2:
+        # One byte per pixel out, no wider temporaries: a 49 MP 16-bit PNG of 95 KB took 890 MiB
+        # through int64 arithmetic (issue 14); the table gives the same values.
+        grey = _GREY16_TO_GREY8.take(values)
+    else:  # mode "I" (32-bit): rare, small
+        grey = ((np.clip(values.astype(np.int64), 0, 65535) + 128) // 257).astype(np.uint8)
     key = im.info.get("transparency")
     if isinstance(key, int):
         alpha = np.where(values == key, 0, 255).astype(np.uint8)
         return Image.fromarray(np.dstack((grey, alpha)), "LA")
     return Image.fromarray(grey, "L")
+
+
+# 16-bit value -> nearest 8-bit value (v / 257, rounded): the scaling of _grey16_to_grey8.
+_GREY16_TO_GREY8 = ((np.arange(65536, dtype=np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def _to_unit_float(rgb: Image.Image) -> np.ndarray:
@@ -190,6 +281,12 @@ def _to_unit_float(rgb: Image.Image) -> np.ndarray:
     tensor = np.empty((1, *pixels.shape), dtype=np.float32)
     np.divide(pixels, np.float32(255.0), out=tensor[0], dtype=np.float32)
     return tensor
+
+
+def _too_costly(cost: int, budget: int) -> TooCostlyToDecode:
+    return TooCostlyToDecode(
+        f"Decoding this image would need about {cost / 2**20:,.0f} MiB of memory (at most "
+        f"{budget / 2**20:,.0f} MiB per image); send a JPEG or a smaller photo.")
 
 
 def _too_many_pixels(max_pixels: int) -> TooManyPixels:

@@ -11,17 +11,23 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.core import memory
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.request_id import RequestIdMiddleware
+from app.decode_budget import DecodeBudget
 from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, predict
+from app.routers import health, model_info, predict
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
+
+# Blocks this large are mapped on their own and unmapped on free (app.core.memory): decoded images
+# and Pillow's 16 MiB blocks, not the many small objects of a request.
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 
 DESCRIPTION = """Cassava leaf disease classifier. POST a JPEG or PNG photo of a cassava leaf to
 `/predict/image` (multipart field `image_to_predict`), or several to `/v1/predict/images` (field
@@ -34,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load labels, open the one gRPC channel and the decode pool; close them on shutdown."""
     settings: Settings = app.state.settings
     labels = load_labels(settings.LABELS_PATH)  # a bad labels file stops the startup, loudly
+    memory.map_large_allocations(MMAP_THRESHOLD_BYTES)
     client = TFServingClient(
         settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
         signature_name=settings.SIGNATURE_NAME, deadline=settings.MODEL_DEADLINE_SECONDS,
@@ -41,8 +48,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reopen_seconds=settings.MODEL_SERVER_REOPEN_SECONDS,
         attempt_timeout=settings.MODEL_ATTEMPT_TIMEOUT_SECONDS)
     pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
+    budget = DecodeBudget(settings.DECODE_MEMORY_BYTES, max_wait=settings.DECODE_WAIT_SECONDS)
     app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
-                                    low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD)
+                                    low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD,
+                                    decode_budget=budget, min_image_side=settings.MIN_IMAGE_SIDE,
+                                    min_pixel_spread=settings.MIN_PIXEL_SPREAD)
     log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,
              settings.MODEL_SERVER_ADDRESS, len(labels), settings.LABELS_PATH)
     try:
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)  # Swagger UI from local files (app/docs.py); no ReDoc (CDN only)
     app.include_router(predict.router)
     app.include_router(health.router)
+    app.include_router(model_info.router)
     install_error_handlers(app, settings)
     # Added last = outermost: the request id exists before the body cap can answer 413.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES,

@@ -9,12 +9,17 @@ from functools import partial
 
 import numpy as np
 
-from app.imaging import ImageRejected, image_to_tensor
+from app.core import memory
+from app.decode_budget import DecodeBudget
+from app.imaging import ImageRejected, decode_cost, image_to_tensor
 from app.labels import Label
 from app.prediction import build_prediction
 from app.schemas import ModelInfo, PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput, TFServingClient
 from app.tfserving.signature import Signature
+
+# Decodes needing more than this give their memory back to the system as soon as they end.
+TRIM_AFTER_BYTES = 64 * 1024 * 1024
 
 
 class LabelsMismatch(Exception):
@@ -25,12 +30,17 @@ class Predictor:
     """Holds what a prediction needs for the life of the process."""
 
     def __init__(self, client: TFServingClient, labels: tuple[Label, ...], decode_pool: Executor,
-                 *, max_pixels: int, low_confidence_threshold: float) -> None:
+                 *, max_pixels: int, low_confidence_threshold: float,
+                 decode_budget: DecodeBudget | None = None, min_image_side: int = 1,
+                 min_pixel_spread: float = 0.0) -> None:
         self.client = client
         self.labels = labels
         self.decode_pool = decode_pool
         self.max_pixels = max_pixels
         self.low_confidence_threshold = low_confidence_threshold
+        self.decode_budget = decode_budget
+        self.min_image_side = min_image_side
+        self.min_pixel_spread = min_pixel_spread
 
     async def signature(self) -> Signature:
         """The served signature, checked against the labels."""
@@ -46,7 +56,18 @@ class Predictor:
         """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
         signature = await self.signature()
         tensor = await self._decode(image, signature)
-        output = await self.client.predict(signature, tensor)
+        try:
+            output = await self.client.predict(signature, tensor)
+        except ModelFailed:
+            # A new version with other signature keys or input size (e.g. the article's model
+            # installed over the demo) refuses a request built for the old one: the client has
+            # dropped its cached signature, so ask again, and retry once if it did change.
+            fresh = await self.signature()
+            if fresh == signature:
+                raise
+            if (fresh.height, fresh.width) != (signature.height, signature.width):
+                tensor = await self._decode(image, fresh)
+            output = await self.client.predict(fresh, tensor)
         return self._answer(output.values, output, request_id)
 
     async def predict_many(self, images: Sequence[Callable[[], bytes]], request_id: str
@@ -76,13 +97,25 @@ class Predictor:
     async def _decode(self, image: bytes | Callable[[], bytes], signature: Signature
                       ) -> np.ndarray:
         """The photo (its bytes, or a callable reading them) -> the model's (1, H, W, 3) input,
-        in the worker pool, reading included (a spooled upload may be on disk)."""
-        decode = partial(image_to_tensor if isinstance(image, bytes) else _read_and_decode, image,
-                         height=signature.height, width=signature.width,
-                         max_pixels=self.max_pixels)
+        in the worker pool, reading included (a spooled upload may be on disk), within the
+        decode memory budget."""
+        loop = asyncio.get_running_loop()
+        if not isinstance(image, bytes):
+            image = await loop.run_in_executor(self.decode_pool, image)
+        budget = self.decode_budget
+        decode = partial(image_to_tensor, image, height=signature.height, width=signature.width,
+                         max_pixels=self.max_pixels, min_short_side=self.min_image_side,
+                         min_spread=self.min_pixel_spread,
+                         max_decode_bytes=budget.capacity if budget else None)
         # Pillow releases the GIL while decoding and resizing: threads decode in parallel and the
         # event loop keeps serving other requests.
-        return await asyncio.get_running_loop().run_in_executor(self.decode_pool, decode)
+        if budget is None:
+            return await loop.run_in_executor(self.decode_pool, decode)
+        # The header alone (microseconds) says how much memory the decode will take.
+        cost = decode_cost(image, height=signature.height, width=signature.width,
+                           max_pixels=self.max_pixels)
+        return await budget.run(self.decode_pool, cost,
+                                _trimmed(decode) if cost > TRIM_AFTER_BYTES else decode)
 
     def _answer(self, values: np.ndarray, output: ModelOutput, request_id: str
                 ) -> PredictionResponse:
@@ -98,6 +131,11 @@ class Predictor:
                                 request_id=request_id)
 
 
-def _read_and_decode(read: Callable[[], bytes], *, height: int, width: int,
-                     max_pixels: int) -> np.ndarray:
-    return image_to_tensor(read(), height=height, width=width, max_pixels=max_pixels)
+def _trimmed(decode: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """decode(), then malloc_trim in the same thread (its arena is the one that grew)."""
+    def run() -> np.ndarray:
+        try:
+            return decode()
+        finally:
+            memory.trim()
+    return run

@@ -23,27 +23,44 @@ BATCH_FIELD = "images"
 MAX_PARTS = 8
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 
-# The request body /docs shows (the handler reads the stream itself, see read_image_upload).
+# The request body /docs shows (the handler reads the stream itself, see read_image_upload), with
+# the limits the API enforces, so that schema-driven clients and fuzzers (schemathesis) know them:
+# one file part of type JPEG or PNG, at most MAX_PARTS parts, text parts up to 64 KiB.
 OPENAPI_REQUEST_BODY = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": [FIELD],
-        "properties": {FIELD: {"type": "string", "format": "binary",
-                               "description": "the photo: JPEG or PNG, one file"}},
-    }}},
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object", "required": [FIELD], "maxProperties": MAX_PARTS,
+            "properties": {FIELD: {
+                "type": "string", "format": "binary",
+                "description": "the photo: one non-empty JPEG or PNG file (recognised by its "
+                               "bytes), at most MAX_UPLOAD_BYTES (10 MiB) with the rest of the "
+                               "body, at most MAX_IMAGE_PIXELS pixels, at least MIN_IMAGE_SIDE "
+                               "pixels on its short side"}},
+            # Other parts are ignored (a few are tolerated); they must be small text fields.
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+        },
+        "encoding": {FIELD: {"contentType": "image/jpeg, image/png"}},
+    }},
 }
 
 
-# The batch endpoint's request body, for /docs.
+# The batch endpoint's request body, for /docs, with its limits declared the same way (at least one
+# photo; 16 = MAX_BATCH_FILES' default; other parts small text fields).
 OPENAPI_BATCH_REQUEST_BODY = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": [BATCH_FIELD],
-        "properties": {BATCH_FIELD: {
-            "type": "array", "items": {"type": "string", "format": "binary"},
-            "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
-                           "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
-    }}},
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object", "required": [BATCH_FIELD], "maxProperties": MAX_PARTS,
+            "properties": {BATCH_FIELD: {
+                "type": "array", "minItems": 1, "maxItems": 16,
+                "items": {"type": "string", "format": "binary"},
+                "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
+                               "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+        },
+        "encoding": {BATCH_FIELD: {"contentType": "image/jpeg, image/png"}},
+    }},
 }
 
 

@@ -8,12 +8,14 @@ faithfully: its predictions equal the article's own SavedModel bit for bit, so n
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
+from training.card import check_card, minimal_card, read_cards, write_card
 from training.repository import (
     PublishError,
     VersionExistsError,
@@ -85,14 +87,17 @@ def _check_saved_model(source: Path) -> int | None:
 
 
 def convert(source: Path, model_dir: Path, labels: Path | None = None,
-            version: int | None = None) -> Path:
-    """Publish `source` as a new version under model_dir; returns the version directory."""
+            version: int | None = None, card: dict | None = None) -> Path:
+    """Publish `source` as a new version under model_dir, with its labels and its model card
+    (a minimal one when `card` is None); returns the version directory."""
     if not source.exists():
         raise PublishError(f"input {source} does not exist")
     if version is not None and (model_dir / str(version)).exists():
         raise VersionExistsError(f"version {version} already exists at {model_dir / str(version)}"
                                  "; versions are immutable: choose another --version or omit it")
     label_list = read_labels(labels) if labels is not None else None
+    card = check_card(card) if card is not None else minimal_card(source)
+    read_cards(model_dir)  # an unreadable model.json stops us before anything is published
 
     if source.is_dir():
         classes = _check_saved_model(source)
@@ -122,7 +127,19 @@ def convert(source: Path, model_dir: Path, labels: Path | None = None,
     version_dir = publish_version(model_dir, write, version)
     if label_list is not None:
         write_labels(model_dir, label_list)
+    write_card(model_dir, int(version_dir.name), card)
     return version_dir
+
+
+def read_card_file(path: Path) -> dict:
+    """A --card file: a JSON object whose fields replace those of the minimal card."""
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PublishError(f"cannot read model card {path}: {exc}") from exc
+    if not isinstance(fields, dict):
+        raise PublishError(f"model card {path} must be a JSON object")
+    return fields
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,13 +152,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="model repository (e.g. model.service/models)")
     parser.add_argument("--name", default="cassava", help="model name (default: cassava)")
     parser.add_argument("--labels", type=Path, help="labels.json to copy beside the versions")
+    parser.add_argument("--card", type=Path,
+                        help="model card fields (JSON object) over the minimal card "
+                             "written to REPOSITORY/NAME/model.json (see docs/model-card.md)")
     parser.add_argument("--version", type=int, help="version number (default: the next one); "
                         "an existing version is never overwritten")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '_', '-', '.'")
     try:
-        version_dir = convert(args.source, args.repository / args.name, args.labels, args.version)
+        card = None
+        if args.card is not None:
+            card = {**minimal_card(args.source), **read_card_file(args.card)}
+        version_dir = convert(args.source, args.repository / args.name, args.labels, args.version,
+                              card)
     except PublishError as exc:
         print(f"convert-model: error: {exc}", file=sys.stderr)
         return 1

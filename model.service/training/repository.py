@@ -89,14 +89,14 @@ def publish_version(model_dir: Path, write: Callable[[Path], None],
     return final
 
 
-def write_labels(model_dir: Path, labels: list[dict]) -> Path:
-    """Write <model_dir>/labels.json atomically (the API reads it beside the versions)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    target = model_dir / "labels.json"
-    fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".json", dir=model_dir)
+def write_json(target: Path, data: object) -> Path:
+    """Write JSON to target atomically (temporary file beside it, fsync, os.replace): readers
+    see the old file or the new one, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".json", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(labels, out, indent=2, ensure_ascii=False)
+            json.dump(data, out, indent=2, ensure_ascii=False)
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())
@@ -105,8 +105,13 @@ def write_labels(model_dir: Path, labels: list[dict]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(model_dir)
+    _fsync_dir(target.parent)
     return target
+
+
+def write_labels(model_dir: Path, labels: list[dict]) -> Path:
+    """Write <model_dir>/labels.json atomically (the API reads it beside the versions)."""
+    return write_json(model_dir / "labels.json", labels)
 
 
 def read_labels(path: Path) -> list[dict]:

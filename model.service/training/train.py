@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training import dataset
+from training.card import demo_card, write_card
 from training.labels import LABELS
 from training.repository import PublishError, publish_version, write_labels
 
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train-demo-model: error: {exc}", file=sys.stderr)
         return 1
     write_labels(model_dir, LABELS)
+    write_card(model_dir, int(version_dir.name), demo_card(report))
     report["version_dir"] = str(version_dir)
     report["size_bytes"] = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file())
     text = json.dumps(report, indent=2)

@@ -55,7 +55,8 @@ async def app_client(fake_model_server: FakeModelServer, app_settings: dict[str,
     """The API in this process (create_app and its own lifespan), the fake model server in place
     of the gRPC client; requests go through httpx.ASGITransport."""
     monkeypatch.setattr(app.main, "TFServingClient", fake_model_server.connect)
-    settings = Settings(MODEL_NAME=SEED_MODEL_NAME, LABELS_PATH=SEED_LABELS, **app_settings)
+    settings = Settings(**{"MODEL_NAME": SEED_MODEL_NAME, "LABELS_PATH": SEED_LABELS,
+                           **app_settings})
     api_app = app.main.create_app(settings)
     async with api_app.router.lifespan_context(api_app):
         transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.api_service.conftest import FIELD, PROBLEM_JSON
 from tests.support.fake_model_server import FakeModelServer
+from tests.support.images import zeros_png
 from tests.support.paths import leaf_photos
 
 
@@ -118,6 +119,15 @@ CASES = [
          "undecodable_image"),
     Case("png-declaring-50000x50000", upload(lambda: png_declaring(50_000, 50_000), "bomb.png",
                                              "image/png"), 413, "image_too_large"),
+    # Under the pixel cap, under 100 KB, but about 890 MiB to decode before the budget (issue 14).
+    Case("png-16-bit-grey-7000x7000", upload(lambda: zeros_png(7000, 7000, 16, 0), "g.png",
+                                             "image/png"), 413, "image_too_costly"),
+    Case("png-1x1", upload(lambda: encode(Image.new("RGB", (1, 1), (60, 140, 40)), "PNG"),
+                           "dot.png", "image/png"), 422, "image_too_small"),
+    Case("jpeg-all-black", upload(lambda: encode(Image.new("RGB", (800, 600)), "JPEG")), 422,
+         "blank_image"),
+    Case("jpeg-all-white", upload(lambda: encode(Image.new("RGB", (800, 600), (255,) * 3),
+                                                 "JPEG")), 422, "blank_image"),
     Case("png-16-bit-grey", upload(sixteen_bit_grey_png, "grey16.png", "image/png"), 200),
     Case("png-palette-transparent", upload(palette_png_with_transparency, "p.png", "image/png"),
          200),

@@ -74,11 +74,12 @@ async def test_openapi_documents_the_field_and_every_error(app_client: httpx.Asy
                  for status, response in operation["responses"].items() if status != "200"}
         assert codes == {
             "400": {"empty_image", "undecodable_image", "truncated_image"},
-            "413": {"body_too_large", "image_too_large"},
+            "413": {"body_too_large", "image_too_large", "image_too_costly"},
             "415": {"unsupported_media_type"},
-            "422": {"missing_field", "too_many_files", "not_multipart", "malformed_multipart"},
+            "422": {"missing_field", "too_many_files", "not_multipart", "malformed_multipart",
+                    "image_too_small", "blank_image"},
             "502": {"model_error"},
-            "503": {"model_unavailable", "model_misconfigured"},
+            "503": {"model_unavailable", "model_misconfigured", "decoder_busy"},
             "504": {"model_timeout"},
         }
     assert "Problem" in spec["components"]["schemas"]

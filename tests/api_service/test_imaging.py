@@ -17,16 +17,21 @@ from PIL import Image, ImageFile, JpegImagePlugin
 import leafsynth
 from app.imaging import (
     DCT_SCALES,
+    BlankImage,
     EmptyImage,
     ImageRejected,
+    ImageTooSmall,
+    TooCostlyToDecode,
     TooManyPixels,
     TruncatedImage,
     UndecodableImage,
     UnsupportedImageFormat,
     dct_scale,
+    decode_cost,
     image_to_tensor,
     sniff_format,
 )
+from tests.support.images import zeros_png
 from tests.support.reference import article_preprocess
 
 MAX_PIXELS = 40_000_000
@@ -604,3 +609,69 @@ def test_concurrent_calls_match_sequential_ones(photo):
                     assert np.array_equal(expected, got)
                 else:
                     assert got is expected
+
+
+# --- memory budget and pictures that cannot show a leaf -----------------------------------------
+
+
+@pytest.mark.parametrize(("colour_type", "bytes_per_pixel"), [(0, 14), (2, 8), (6, 13)],
+                         ids=["grey16", "rgb16", "rgba16"])
+def test_decode_cost_is_read_from_the_header_before_any_decoding(monkeypatch, colour_type,
+                                                                 bytes_per_pixel):
+    giant = zeros_png(7000, 7000, 16, colour_type)
+    assert len(giant) < 400_000
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    assert decode_cost(giant, height=150, width=150, max_pixels=MAX_PIXELS * 2) \
+        == 7000 * 7000 * bytes_per_pixel
+    with pytest.raises(TooCostlyToDecode, match="MiB of memory"):
+        image_to_tensor(giant, height=150, width=150, max_pixels=MAX_PIXELS * 2,
+                        max_decode_bytes=256 * 2**20)
+
+
+def test_decode_cost_of_a_large_jpeg_counts_its_reduced_decode(photo):
+    big = encode(photo.resize((4000, 3000)), "JPEG", quality=80)
+    # Decoded at 1/8 (500x375): a 12 MP phone photo costs about 1.5 MB, not 96 MB.
+    assert decode_cost(big, height=150, width=150, max_pixels=MAX_PIXELS) == 500 * 375 * 8
+
+
+def test_decode_cost_refuses_what_image_to_tensor_refuses():
+    with pytest.raises(EmptyImage):
+        decode_cost(b"", height=150, width=150, max_pixels=MAX_PIXELS)
+    with pytest.raises(TooManyPixels):
+        decode_cost(raw_png(50000, 50000, 8, 2, b""), height=150, width=150,
+                    max_pixels=MAX_PIXELS)
+
+
+def test_every_16_bit_grey_value_is_scaled_to_the_nearest_8_bit_value():
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    data = raw_png(256, 256, 16, 0, values.astype(">u2").tobytes())
+    result = image_to_tensor(data, height=256, width=256, max_pixels=MAX_PIXELS)  # no resize
+    expected = ((values.astype(np.int64) + 128) // 257).astype(np.float32) / 255
+    np.testing.assert_allclose(result[0, :, :, 0], expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 400), (400, 31)])
+def test_too_few_pixels_on_the_short_side_cannot_show_a_leaf(photo, size):
+    data = encode(photo.resize(size), "PNG")
+    with pytest.raises(ImageTooSmall, match="too small to show a leaf"):
+        image_to_tensor(data, height=150, width=150, max_pixels=MAX_PIXELS, min_short_side=32)
+
+
+def test_short_side_at_the_minimum_is_accepted(photo):
+    data = encode(photo.resize((32, 48)), "PNG")
+    assert image_to_tensor(data, height=150, width=150, max_pixels=MAX_PIXELS,
+                           min_short_side=32).shape == (1, 150, 150, 3)
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (60, 140, 40)])
+def test_flat_pictures_are_blank(colour):
+    data = encode(Image.new("RGB", (800, 600), colour), "JPEG", quality=90)
+    with pytest.raises(BlankImage, match="cannot show a leaf"):
+        image_to_tensor(data, height=150, width=150, max_pixels=MAX_PIXELS, min_spread=0.015)
+
+
+def test_a_dark_real_photo_is_not_blank(photo):
+    dark = Image.eval(photo, lambda value: value // 10)  # 10 % brightness
+    result = image_to_tensor(encode(dark, "JPEG", quality=90), height=150, width=150,
+                             max_pixels=MAX_PIXELS, min_spread=0.015)
+    assert result.std(axis=(0, 1, 2)).max() > 0.015

@@ -97,6 +97,8 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
         "HTTP_BIND": "127.0.0.1",
         "HTTP_PORT": str(project.port),
         "MODEL_REPOSITORY": str(repository),
+        # A broken version is reported failed at once, not after five one-minute retries.
+        "MODEL_LOAD_RETRIES": "0",
         # Parallel checkouts sharing one engine set their own tag so their images don't collide.
         "IMAGE_TAG": os.environ.get("CASSAVA_TEST_IMAGE_TAG", "compose-test"),
     }

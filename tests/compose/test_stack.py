@@ -10,8 +10,10 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import httpx
 import pytest
 
 from tests.compose.project import API_HOST, SERVICES, UI_HOST, ComposeProject, run
+from tests.support.paths import SCRIPTS_DIR, SEED_MODEL_H5
 from tests.support.sockets import read_until_closed
 from tests.support.waiting import wait_until
 
@@ -197,11 +200,10 @@ def test_model_outage_gives_503_and_recovers_without_api_restart(
     assert api_after["RestartCount"] == api_before["RestartCount"]
 
 
-def test_new_model_version_is_served_with_no_failed_request(
-        stack: ComposeProject, leaf_photo_paths: list[Path]) -> None:
-    model_dir = model_repository(stack) / "cassava"
-    newest = newest_version(model_dir)
-    new_version = newest + 1
+def roll_out_under_traffic(stack: ComposeProject, photos: list[Path], new_version: int,
+                           publish: Callable[[], None]) -> None:
+    """Predictions in a loop through Traefik while `publish()` adds `new_version`: every
+    request answered, and once the new version answers, no old one again."""
     results: list[tuple[int, int | None]] = []
     stop = threading.Event()
 
@@ -210,8 +212,7 @@ def test_new_model_version_is_served_with_no_failed_request(
             for i in range(100_000):
                 if stop.is_set():
                     return
-                response = predict(client, "/predict/image",
-                                   leaf_photo_paths[i % len(leaf_photo_paths)])
+                response = predict(client, "/predict/image", photos[i % len(photos)])
                 version = response.json().get("model", {}).get("version") \
                     if response.status_code == 200 else None
                 results.append((response.status_code, version))
@@ -220,10 +221,7 @@ def test_new_model_version_is_served_with_no_failed_request(
     thread.start()
     try:
         wait_until(lambda: len(results) >= 5, 60, "first replies")
-        # Atomically, as scripts/convert-model does: build beside, then rename into place.
-        staging = model_dir / f".staging-{new_version}"
-        shutil.copytree(model_dir / str(newest), staging)
-        staging.rename(model_dir / str(new_version))
+        publish()
         wait_until(lambda: any(v == new_version for _, v in results), 120,
                    f"a reply from version {new_version}")
         seen = len(results)
@@ -235,6 +233,40 @@ def test_new_model_version_is_served_with_no_failed_request(
     assert not failures, f"{len(failures)} of {len(results)} requests failed: {failures[:5]}"
     switched = [v for _, v in results].index(new_version)
     assert all(v == new_version for _, v in results[switched:]), "served an old version again"
+
+
+def test_new_model_version_is_served_with_no_failed_request(
+        stack: ComposeProject, leaf_photo_paths: list[Path]) -> None:
+    model_dir = model_repository(stack) / "cassava"
+    newest = newest_version(model_dir)
+
+    def publish() -> None:
+        # Atomically, as scripts/convert-model does: build beside, then rename into place.
+        staging = model_dir / f".staging-{newest + 1}"
+        shutil.copytree(model_dir / str(newest), staging)
+        staging.rename(model_dir / str(newest + 1))
+
+    roll_out_under_traffic(stack, leaf_photo_paths, newest + 1, publish)
+
+
+def test_get_model_into_the_mounted_repository(stack: ComposeProject,
+                                               leaf_photo_paths: list[Path]) -> None:
+    """The README's compose path: scripts/get-model on the host, against the repository the
+    stack mounts; the article's model (other signature keys than the demo) takes over under
+    traffic with no failed request, and /v1/model says it is no demo."""
+    model_dir = model_repository(stack) / "cassava"
+    new_version = newest_version(model_dir) + 1
+
+    def publish() -> None:
+        result = subprocess.run(
+            [SCRIPTS_DIR / "get-model", "article", "--file", SEED_MODEL_H5,
+             "--repository", model_dir.parent], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    roll_out_under_traffic(stack, leaf_photo_paths, new_version, publish)
+    with stack.client(API_HOST) as client:
+        body = client.get("/v1/model").json()
+    assert (body["version"], body["demo"], body["card"]["licence"]) == (new_version, False, "MIT")
 
 
 def test_stop_is_quick_for_every_service(stack: ComposeProject) -> None:

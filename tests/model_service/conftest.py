@@ -4,7 +4,7 @@ collecting this directory's light tests does not load TensorFlow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.support.model_server import RunningModelServer
+from tests.support.paths import SEED_MODEL_H5
 from tests.support.reference import article_input
 
 
@@ -50,3 +51,12 @@ def scratch_repository(tmp_path: Path) -> Path:
     base = tmp_path / "models" / "scratch"
     base.mkdir(parents=True)
     return base
+
+
+@pytest.fixture(scope="session")
+def keras_predict() -> Callable[[np.ndarray], np.ndarray]:
+    """In-process Keras predict() of the article's best-model.h5 (as convert-model loads it)."""
+    from training.convert import load_keras
+
+    model = load_keras(SEED_MODEL_H5)
+    return lambda batch: model.predict(batch, verbose=0)

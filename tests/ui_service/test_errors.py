@@ -69,6 +69,28 @@ def test_api_refusals_read_as_plain_sentences(page: Page, ui: str, body: str, st
     assert not page.is_visible("#retry")
 
 
+@pytest.mark.parametrize(("size", "mime", "code"), [
+    (1, "image/png", "image_too_small"),  # a 1x1 PNG was answered "Healthy" (issue 14)
+    (640, "image/jpeg", "blank_image"),  # an untouched canvas: an all-black photo
+])
+def test_a_photo_that_cannot_show_a_leaf_says_so(page: Page, ui: str, size: int, mime: str,
+                                                 code: str) -> None:
+    open_page(page, ui)
+    with page.expect_response(lambda r: r.url.endswith(PREDICT_PATH)) as answer:
+        page.evaluate("""async ([size, mime]) => {
+            const app = await import('./app.js');
+            const canvas = document.createElement('canvas');
+            canvas.width = size;
+            canvas.height = Math.max(1, Math.round(size * 3 / 4));
+            const blob = await new Promise((resolve) => canvas.toBlob(resolve, mime));
+            app.diagnose(blob);
+        }""", [size, mime])
+    assert answer.value.status == 422 and answer.value.json()["code"] == code
+    assert wait_for_error(page) == EN["error.no_leaf"]
+    assert page.get_by_role("button", name=EN["action.another"]).is_visible()
+    assert not page.is_visible("#result")
+
+
 def test_an_incomplete_request_reads_as_a_plain_sentence(page: Page, ui: str) -> None:
     open_page(page, ui)
     with page.expect_response(lambda r: r.url.endswith(PREDICT_PATH)) as answer:
@@ -129,6 +151,11 @@ def test_the_error_mapping_covers_every_status_and_code(page: Page, ui: str) -> 
         "truncated_image": ({"status": 400, "code": "truncated_image"}, "error.bad_photo", False),
         "body_too_large": ({"status": 413, "code": "body_too_large"}, "error.too_large", False),
         "image_too_large": ({"status": 413, "code": "image_too_large"}, "error.too_large", False),
+        "image_too_costly": ({"status": 413, "code": "image_too_costly"}, "error.too_large",
+                             False),
+        "image_too_small": ({"status": 422, "code": "image_too_small"}, "error.no_leaf", False),
+        "blank_image": ({"status": 422, "code": "blank_image"}, "error.no_leaf", False),
+        "decoder_busy": ({"status": 503, "code": "decoder_busy"}, "error.busy", True),
         "unsupported": ({"status": 415, "code": "unsupported_media_type"}, "error.not_a_photo",
                         False),
         "missing_field": ({"status": 422, "code": "missing_field"}, "error.request", True),

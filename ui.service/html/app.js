@@ -6,13 +6,17 @@ export const MAX_SIDE = 512; // long side sent: 3.4x the model's 150 px, room fo
 export const MAX_UPLOAD_BYTES = 148000; // the JPEG; with multipart headers the body stays <= 150 KB
 export const VERY_LIKELY = 0.8; // at or above: "very likely"; below the API's low_confidence: "unsure"
 const API_PATH = 'api/predict/image';
+const MODEL_PATH = 'api/v1/model';
 const UPLOAD_TIMEOUT_MS = 120000; // 150 KB at 2G speeds still fits
 const LANG_KEY = 'lang';
 
 const $ = (id) => document.getElementById(id);
 let strings = {};
 let language = 'en';
-const state = { status: '', progress: null, result: null, error: null, blob: null, xhr: null };
+const state = {
+  status: '', progress: null, result: null, error: null, blob: null, xhr: null,
+  model: null, // {version, demo} from /api/v1/model, once known
+};
 
 // ---- language -------------------------------------------------------------------------------
 
@@ -44,6 +48,27 @@ export async function setLanguage(code, remember = false) {
   document.documentElement.lang = code;
   if (remember) {
     try { localStorage.setItem(LANG_KEY, code); } catch { /* private mode: not remembered */ }
+  }
+  render();
+}
+
+// ---- the served model ---------------------------------------------------------------------
+
+/** {version, demo} from a GET /v1/model body; demo only when the card says so, explicitly. */
+export function modelStatus(body) {
+  if (!body || !Number.isInteger(body.version)) return null;
+  return { version: body.version, demo: body.demo === true };
+}
+
+/** Ask the API which model answers and whether it is a demo; keep what we knew on failure. */
+export async function loadModel() {
+  try {
+    const response = await fetch(MODEL_PATH, { headers: { Accept: 'application/json' } });
+    if (!response.ok) return;
+    const status = modelStatus(await response.json());
+    if (status) state.model = status;
+  } catch {
+    return; // offline or the API is down: the next answer triggers another look
   }
   render();
 }
@@ -155,7 +180,9 @@ export function describeError({ kind = '', status = 0, code = '', offline = fals
   if (kind === 'network' || status === 0) return transient('error.unreachable');
   switch (code) {
     case 'empty_image': case 'undecodable_image': case 'truncated_image': return photo('error.bad_photo');
-    case 'body_too_large': case 'image_too_large': return photo('error.too_large');
+    case 'body_too_large': case 'image_too_large': case 'image_too_costly': return photo('error.too_large');
+    case 'image_too_small': case 'blank_image': return photo('error.no_leaf');
+    case 'decoder_busy': return transient('error.busy');
     case 'unsupported_media_type': return photo('error.not_a_photo');
     case 'model_timeout': return transient('error.timeout');
     case 'model_unavailable': case 'model_error': case 'model_misconfigured': return transient('error.down');
@@ -205,6 +232,8 @@ export async function submit(form) {
     const code = !ok && body && typeof body.code === 'string' ? body.code : '';
     if (ok && isPrediction(body)) {
       Object.assign(state, { status: 'result.ready', progress: null, result: body });
+      // Another version answered (a model was installed or removed): its card may differ.
+      if (!state.model || (body.model && body.model.version !== state.model.version)) loadModel();
     } else {
       fail({ status, code });
     }
@@ -291,6 +320,7 @@ function render() {
   document.title = t('app.title');
   $('lang').value = language;
   $('offline').hidden = navigator.onLine;
+  $('demo-notice').hidden = !(state.model && state.model.demo);
 
   $('status').textContent = state.status ? t(state.status) : '';
   const uploading = state.progress !== null;
@@ -354,6 +384,7 @@ async function start() {
   wire();
   await setLanguage(pickLanguage(remembered(), navigator.languages));
   document.body.classList.add('ready');
+  loadModel();
   if ('serviceWorker' in navigator) {
     // After the first render, so the shell download never competes with the page itself.
     navigator.serviceWorker.register('sw.js').catch((error) => console.warn('service worker:', error));

@@ -1,6 +1,6 @@
 // Service worker: keeps the app shell so the page opens offline. API answers are never cached.
 // Bump VERSION whenever a shell file changes: the new worker fills a new cache, drops the old ones.
-const VERSION = 'v1';
+const VERSION = 'v2';
 const CACHE = `cassava-shell-${VERSION}`;
 const SHELL = [
   './', 'app.js', 'styles.css', 'manifest.webmanifest', 'icons/icon.svg',

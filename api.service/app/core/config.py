@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     MAX_IMAGE_PIXELS: PositiveInt = Field(
         50_000_000, description="pixel cap read from the image header, before decoding")
     LOW_CONFIDENCE_THRESHOLD: float = Field(0.5, ge=0.0, le=1.0)
+    DECODE_MEMORY_BYTES: PositiveInt = Field(
+        512 * 1024 * 1024, description="memory one image may need to decode, and all concurrent "
+        "decodes together (estimated from the header); larger images get 413 image_too_costly")
+    DECODE_WAIT_SECONDS: PositiveFloat = Field(
+        10.0, description="how long a decode waits for its memory before 503 decoder_busy")
+    MIN_IMAGE_SIDE: PositiveInt = Field(
+        32, description="fewer pixels on the short side: 422 image_too_small")
+    MIN_PIXEL_SPREAD: float = Field(
+        0.015, ge=0.0, le=1.0, description="largest per-channel standard deviation (0..1) of "
+        "the model's input below which a picture is blank: 422 blank_image; 0 turns it off")
 
     MODEL_DEADLINE_SECONDS: PositiveFloat = Field(
         5.0, description="deadline of every gRPC call, retries included")

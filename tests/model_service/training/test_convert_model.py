@@ -23,7 +23,8 @@ from tests.model_service.clients import (
 )
 from tests.support.model_server import start_model_server
 from tests.support.paths import SCRIPTS_DIR, SEED_LABELS, SEED_MODEL_BASE_PATH, SEED_MODEL_H5
-from training.convert import convert, load_keras
+from training.card import read_cards
+from training.convert import convert
 from training.export import load_signature
 from training.repository import PublishError, VersionExistsError, publish_version, versions
 
@@ -62,12 +63,6 @@ def converted_server(repository, logs_dir):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def keras_predict():
-    model = load_keras(SEED_MODEL_H5)
-    return lambda batch: model.predict(batch, verbose=0)
-
-
 def test_served_conversion_equals_keras_predict(converted_server, leaf_inputs, keras_predict):
     with grpc.insecure_channel(converted_server.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -99,6 +94,31 @@ def test_conversion_keeps_the_articles_signature_names(converted_server):
 def test_labels_are_copied_beside_the_versions(repository):
     copied = json.loads((repository / NAME / "labels.json").read_text())
     assert copied == json.loads(SEED_LABELS.read_text())
+
+
+def test_a_minimal_model_card_is_written_beside_the_labels(repository):
+    card = read_cards(repository / NAME)["1"]
+    assert card["demo"] is False
+    assert card["source"] == {"file": "best-model.h5", "size": SEED_MODEL_H5.stat().st_size,
+                              "sha256": hashlib.sha256(SEED_MODEL_H5.read_bytes()).hexdigest()}
+    assert "no model card was supplied" in card["description"]
+
+
+def test_card_option_fills_the_card_and_a_bad_one_publishes_nothing(tmp_path):
+    fields = tmp_path / "card.json"
+    fields.write_text(json.dumps({"name": "Mine", "licence": "Apache-2.0",
+                                  "limitations": ["Only tested on one field."]}))
+    result = run_convert(SEED_MODEL_BASE_PATH / "1", tmp_path / "repo", "--card", fields)
+    assert result.returncode == 0, result.stderr
+    card = read_cards(tmp_path / "repo" / "cassava")["1"]
+    assert (card["name"], card["licence"], card["limitations"], card["demo"]) == (
+        "Mine", "Apache-2.0", ["Only tested on one field."], False)
+
+    fields.write_text(json.dumps({"demo": "maybe"}))
+    result = run_convert(SEED_MODEL_BASE_PATH / "1", tmp_path / "repo", "--card", fields)
+    assert result.returncode == 1
+    assert "'demo' must be bool" in result.stderr
+    assert versions(tmp_path / "repo" / "cassava") == [1]
 
 
 def test_second_conversion_is_version_2_and_the_server_switches(repository, converted_server):

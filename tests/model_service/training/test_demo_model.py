@@ -21,8 +21,8 @@ MODEL_DIR = MODEL_REPOSITORY / DEMO_MODEL_NAME
 PER_CLASS = 60
 
 
-def test_repository_holds_version_1_and_labels_only():
-    assert sorted(p.name for p in MODEL_DIR.iterdir()) == ["1", "labels.json"]
+def test_repository_holds_version_1_labels_and_model_card_only():
+    assert sorted(p.name for p in MODEL_DIR.iterdir()) == ["1", "labels.json", "model.json"]
     assert (MODEL_DIR / "1" / "saved_model.pb").is_file()
     assert (MODEL_DIR / "1" / "variables" / "variables.index").is_file()
 

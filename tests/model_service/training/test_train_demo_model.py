@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import SCRIPTS_DIR
+from training.card import read_cards
 from training.export import load_signature
 from training.labels import LABELS
 from training.repository import versions
@@ -31,6 +32,9 @@ def test_trains_and_publishes_successive_versions(tmp_path):
     assert report["train_images"] == 20 and report["validation_images"] == 5
     assert report["export_max_abs_diff"] <= 1e-5
     assert json.loads((tmp_path / "cassava" / "labels.json").read_text()) == LABELS
+    card = read_cards(tmp_path / "cassava")["1"]
+    assert card["demo"] is True
+    assert card["metrics"][0]["value"] == report["validation_accuracy"]
     session, inputs, outputs, method = load_signature(tmp_path / "cassava" / "1")
     session.close()
     assert (list(inputs), list(outputs), method) == (
@@ -39,6 +43,7 @@ def test_trains_and_publishes_successive_versions(tmp_path):
     second = train(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert versions(tmp_path / "cassava") == [1, 2]
+    assert list(read_cards(tmp_path / "cassava")) == ["1", "2"]
 
 
 def test_refuses_an_existing_version_before_training(tmp_path):

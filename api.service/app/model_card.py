@@ -1,0 +1,69 @@
+"""The model card of the served version: <model dir>/model.json beside labels.json.
+
+The file holds one card per version ({"versions": {"1": card, ...}}; written by
+scripts/convert-model, scripts/train-demo-model and scripts/get-model). It is read on each
+request, so a version that lands while the API runs is described without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+class Metric(BaseModel):
+    """A figure about the model, with where it comes from."""
+
+    name: str = Field(examples=["accuracy"])
+    value: float = Field(examples=[0.8935])
+    data: str = Field(description="what it was measured on")
+    source: str = Field(description="who measured it, and where it is published")
+    quote: str | None = Field(None, description="the source's own words, when quoted")
+
+
+class ModelCard(BaseModel):
+    """What the model is, what it was trained on, what it is for, and whether it is a demo."""
+
+    name: str = Field(examples=["Cassava demo CNN (synthetic leaves)"])
+    description: str
+    demo: bool = Field(description="true: a demonstration model; do not act on its answers")
+    training_data: str
+    intended_use: str
+    limitations: list[str]
+    licence: str = Field(examples=["MIT"])
+    attribution: str | None = Field(None, examples=["Copyright (c) 2021 Patrick Kalkman"])
+    source: dict[str, str | int | float | None] | None = Field(
+        None, description="where the weights come from (URL, commit, SHA-256, ...)")
+    metrics: list[Metric]
+
+
+def card_path(labels_path: Path) -> Path:
+    """model.json lives beside labels.json."""
+    return labels_path.with_name("model.json")
+
+
+def load_card(path: Path, version: int) -> ModelCard | None:
+    """The card of `version` in `path`, or None (logged) when there is none or it is unusable:
+    a missing card is a deployment gap to report, never an error for the client."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        card = data["versions"][str(version)]
+    except FileNotFoundError:
+        log.warning("no model card: %s does not exist", path)
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        log.error("model card %s unreadable: %s", path, error)
+        return None
+    except (KeyError, TypeError):
+        log.warning("model card %s has no card for version %d", path, version)
+        return None
+    try:
+        return ModelCard.model_validate(card)
+    except ValidationError as error:
+        log.error("model card %s, version %d, is malformed: %s", path, version, error)
+        return None

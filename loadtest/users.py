@@ -1,0 +1,48 @@
+"""The simulated client: a phone or the page uploading photos, each from its own loopback address
+(127.0.0.2, 127.0.0.3, ...) so per-client limits at the edge act per simulated client."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import ClassVar
+
+from locust import HttpUser, constant, task
+
+from loadtest.addresses import SourceAddressAdapter, source_address
+from loadtest.payloads import Payload
+
+REQUEST_TIMEOUT = 30.0  # seconds; a request still unanswered then is a failed request
+_addresses = itertools.count()
+
+
+class PhotoClient(HttpUser):
+    """Posts a weighted random payload; an answer outside its expected statuses is a failure."""
+
+    mix: ClassVar[list[Payload]] = []
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.address = source_address(next(_addresses))
+        self.client.mount("http://", SourceAddressAdapter(self.address))
+        self.rng = random.Random(self.address)
+        self.weights = [p.weight for p in self.mix]
+
+    @task
+    def upload(self) -> None:
+        payload = self.rng.choices(self.mix, self.weights)[0]
+        with self.client.post(payload.path, data=payload.body, name=payload.name,
+                              headers={"Host": payload.host,
+                                       "Content-Type": payload.content_type},
+                              timeout=REQUEST_TIMEOUT, catch_response=True) as response:
+            if response.status_code in payload.expected:
+                response.success()
+            else:
+                code = ""
+                if response.headers.get("content-type", "").startswith("application/problem"):
+                    try:
+                        code = f" {response.json().get('code')}"
+                    except ValueError:
+                        code = " (unparsable problem)"
+                response.failure(f"HTTP {response.status_code}{code}, expected "
+                                 f"{sorted(payload.expected)}")
