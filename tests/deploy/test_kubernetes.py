@@ -126,9 +126,10 @@ def test_ingress_caps_the_body_like_the_api(rendered: dict[str, str]) -> None:
     assert env["MODEL_SERVER_ADDRESS"] == "dns:///model:8500"
 
 
-def test_labels_are_the_model_repository_s(rendered: dict[str, str]) -> None:
-    shipped = json.loads((KUBERNETES_DIR / "base" / "labels.json").read_text())
-    assert shipped == json.loads((MODEL_REPOSITORY / "cassava" / "labels.json").read_text())
+@pytest.mark.parametrize("name", ["labels.json", "model.json"])
+def test_labels_and_card_are_the_model_repository_s(name: str) -> None:
+    shipped = json.loads((KUBERNETES_DIR / "base" / name).read_text())
+    assert shipped == json.loads((MODEL_REPOSITORY / "cassava" / name).read_text())
 
 
 @pytest.fixture
