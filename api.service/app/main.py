@@ -46,7 +46,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = TFServingClient(
         settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
         signature_name=settings.SIGNATURE_NAME, deadline=settings.MODEL_DEADLINE_SECONDS,
-        retry_attempts=settings.MODEL_RETRY_ATTEMPTS)
+        retry_attempts=settings.MODEL_RETRY_ATTEMPTS, lb_policy=settings.MODEL_SERVER_LB_POLICY,
+        reopen_seconds=settings.MODEL_SERVER_REOPEN_SECONDS,
+        attempt_timeout=settings.MODEL_ATTEMPT_TIMEOUT_SECONDS)
     pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
     budget = DecodeBudget(settings.DECODE_MEMORY_BYTES, max_wait=settings.DECODE_WAIT_SECONDS)
     app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
