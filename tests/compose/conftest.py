@@ -85,7 +85,8 @@ def copy_model_repository(target: Path) -> Path:
 
 @contextmanager
 def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
-                  profiles: tuple[str, ...] = ()) -> Iterator[ComposeProject]:
+                  profiles: tuple[str, ...] = (),
+                  extra_settings: dict[str, str] | None = None) -> Iterator[ComposeProject]:
     """`docker compose up --build --wait` of docker-compose.yml (with `profiles`) on the offline
     bases, on 127.0.0.1:<free port>, with a temporary copy of the model repository mounted;
     always `down -v` afterwards (its logs are kept in log_path)."""
@@ -101,6 +102,7 @@ def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
         "MODEL_LOAD_RETRIES": "0",
         # Parallel checkouts sharing one engine set their own tag so their images don't collide.
         "IMAGE_TAG": os.environ.get("CASSAVA_TEST_IMAGE_TAG", "compose-test"),
+        **(extra_settings or {}),
     }
     project.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     try:
@@ -117,9 +119,17 @@ def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
 
 
 @pytest.fixture(scope="module")
+def stack_settings() -> dict[str, str]:
+    """.env settings a test module adds to its stack (override it in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-          artifacts_dir: Path) -> Iterator[ComposeProject]:
-    """The default stack (no profile); logs in test-artifacts/compose-stack.log."""
+          artifacts_dir: Path, stack_settings: dict[str, str]) -> Iterator[ComposeProject]:
+    """The default stack (no profile) with the module's `stack_settings`; logs in
+    test-artifacts/compose-stack.log."""
     with running_stack(offline_bases, tmp_path_factory.mktemp("compose"),
-                       artifacts_dir / "compose-stack.log") as project:
+                       artifacts_dir / "compose-stack.log",
+                       extra_settings=stack_settings) as project:
         yield project
