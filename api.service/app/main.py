@@ -11,16 +11,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.core import memory
+from app.core import logs, memory
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, get_settings
+from app.core.metrics import ObservedRequestsMiddleware
 from app.core.request_id import RequestIdMiddleware
 from app.decode_budget import DecodeBudget
 from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
 from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, model_info, predict
+from app.routers import health, metrics, model_info, predict
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
@@ -39,12 +40,15 @@ DESCRIPTION = """Cassava leaf disease classifier. POST a JPEG or PNG photo of a 
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load labels, open the one gRPC channel and the decode pool; close them on shutdown."""
     settings: Settings = app.state.settings
+    logs.configure(settings.LOG_FORMAT, settings.LOG_LEVEL)
     labels = load_labels(settings.LABELS_PATH)  # a bad labels file stops the startup, loudly
     memory.map_large_allocations(MMAP_THRESHOLD_BYTES)
     client = TFServingClient(
         settings.MODEL_SERVER_ADDRESS, settings.MODEL_NAME, version=settings.MODEL_VERSION,
         signature_name=settings.SIGNATURE_NAME, deadline=settings.MODEL_DEADLINE_SECONDS,
-        retry_attempts=settings.MODEL_RETRY_ATTEMPTS)
+        retry_attempts=settings.MODEL_RETRY_ATTEMPTS, lb_policy=settings.MODEL_SERVER_LB_POLICY,
+        reopen_seconds=settings.MODEL_SERVER_REOPEN_SECONDS,
+        attempt_timeout=settings.MODEL_ATTEMPT_TIMEOUT_SECONDS)
     pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
     budget = DecodeBudget(settings.DECODE_MEMORY_BYTES, max_wait=settings.DECODE_WAIT_SECONDS)
     app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
@@ -83,10 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(health.router)
     app.include_router(model_info.router)
+    if settings.METRICS_ENABLED:
+        app.include_router(metrics.router)
     install_error_handlers(app, settings)
-    # Added last = outermost: the request id exists before the body cap can answer 413.
+    # Added last = outermost: the request id exists before the body cap can answer 413 and
+    # before the access log line is written; both see every request, the 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_UPLOAD_BYTES,
                        path_caps={"/v1/predict/images": settings.MAX_BATCH_BYTES})
+    app.add_middleware(ObservedRequestsMiddleware, record_metrics=settings.METRICS_ENABLED)
     app.add_middleware(RequestIdMiddleware)
 
     def openapi() -> dict[str, Any]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from functools import partial
 
 import numpy as np
 
-from app.core import memory
+from app.core import memory, metrics
 from app.decode_budget import DecodeBudget
 from app.imaging import ImageRejected, decode_cost, image_to_tensor
 from app.labels import Label
@@ -17,6 +18,8 @@ from app.prediction import build_prediction
 from app.schemas import ModelInfo, PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput, TFServingClient
 from app.tfserving.signature import Signature
+
+log = logging.getLogger(__name__)
 
 # Decodes needing more than this give their memory back to the system as soon as they end.
 TRIM_AFTER_BYTES = 64 * 1024 * 1024
@@ -56,18 +59,19 @@ class Predictor:
         """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
         signature = await self.signature()
         tensor = await self._decode(image, signature)
-        try:
-            output = await self.client.predict(signature, tensor)
-        except ModelFailed:
-            # A new version with other signature keys or input size (e.g. the article's model
-            # installed over the demo) refuses a request built for the old one: the client has
-            # dropped its cached signature, so ask again, and retry once if it did change.
-            fresh = await self.signature()
-            if fresh == signature:
-                raise
-            if (fresh.height, fresh.width) != (signature.height, signature.width):
-                tensor = await self._decode(image, fresh)
-            output = await self.client.predict(fresh, tensor)
+        with metrics.phase("model"):
+            try:
+                output = await self.client.predict(signature, tensor)
+            except ModelFailed:
+                # A new version with other signature keys or input size (e.g. the article's model
+                # installed over the demo) refuses a request built for the old one: the client has
+                # dropped its cached signature, so ask again, and retry once if it did change.
+                fresh = await self.signature()
+                if fresh == signature:
+                    raise
+                if (fresh.height, fresh.width) != (signature.height, signature.width):
+                    tensor = await self._decode(image, fresh)
+                output = await self.client.predict(fresh, tensor)
         return self._answer(output.values, output, request_id)
 
     async def predict_many(self, images: Sequence[Callable[[], bytes]], request_id: str
@@ -114,10 +118,11 @@ class Predictor:
         tensors = [outcome for outcome in decoded if isinstance(outcome, np.ndarray)]
         if not tensors:
             return []
-        if signature.batch == -1 or len(tensors) == 1:
-            return [await self.client.predict(signature, np.concatenate(tensors))]
-        return list(await asyncio.gather(
-            *(self.client.predict(signature, tensor) for tensor in tensors)))
+        with metrics.phase("model"):
+            if signature.batch == -1 or len(tensors) == 1:
+                return [await self.client.predict(signature, np.concatenate(tensors))]
+            return list(await asyncio.gather(
+                *(self.client.predict(signature, tensor) for tensor in tensors)))
 
     async def _decode(self, image: bytes, signature: Signature) -> np.ndarray:
         """The photo -> the model's (1, H, W, 3) input, in the worker pool, within the decode
@@ -130,26 +135,37 @@ class Predictor:
                          max_decode_bytes=budget.capacity if budget else None)
         # Pillow releases the GIL while decoding and resizing: threads decode in parallel and the
         # event loop keeps serving other requests.
-        if budget is None:
-            return await loop.run_in_executor(self.decode_pool, decode)
-        # The header alone (microseconds) says how much memory the decode will take.
-        cost = decode_cost(image, height=signature.height, width=signature.width,
-                           max_pixels=self.max_pixels)
-        return await budget.run(self.decode_pool, cost,
-                                _trimmed(decode) if cost > TRIM_AFTER_BYTES else decode)
+        with metrics.phase("decode"):
+            if budget is None:
+                return await loop.run_in_executor(self.decode_pool, decode)
+            # The header alone (microseconds) says how much memory the decode will take.
+            cost = decode_cost(image, height=signature.height, width=signature.width,
+                               max_pixels=self.max_pixels)
+            return await budget.run(self.decode_pool, cost,
+                                    _trimmed(decode) if cost > TRIM_AFTER_BYTES else decode)
 
     def _answer(self, values: np.ndarray, output: ModelOutput, request_id: str
                 ) -> PredictionResponse:
-        """One output row -> the response body, after checking it fits the labels."""
-        if values.size != len(self.labels):
-            raise LabelsMismatch(f"The labels file lists {len(self.labels)} classes but the "
-                                 f"model returned {values.size} values.")
-        if not np.isfinite(values).all():
-            raise ModelFailed("the model returned non-finite probabilities")
-        return build_prediction(values.tolist(), self.labels,
-                                threshold=self.low_confidence_threshold,
-                                model=ModelInfo(name=output.model_name, version=output.version),
-                                request_id=request_id)
+        """One output row -> the response body, after checking it fits the labels; counted in the
+        metrics (diagnosis mix, low confidence) and logged (class and confidence only)."""
+        with metrics.phase("reply"):
+            if values.size != len(self.labels):
+                raise LabelsMismatch(f"The labels file lists {len(self.labels)} classes but the "
+                                     f"model returned {values.size} values.")
+            if not np.isfinite(values).all():
+                raise ModelFailed("the model returned non-finite probabilities")
+            answer = build_prediction(values.tolist(), self.labels,
+                                      threshold=self.low_confidence_threshold,
+                                      model=ModelInfo(name=output.model_name,
+                                                      version=output.version),
+                                      request_id=request_id)
+        metrics.record_prediction(output.model_name, output.version, answer.code,
+                                  answer.low_confidence)
+        log.info("prediction %s (%.3f)", answer.code, answer.confidence, extra={
+            "model_name": output.model_name, "model_version": output.version,
+            "code": answer.code, "confidence": round(answer.confidence, 4),
+            "low_confidence": answer.low_confidence})
+        return answer
 
 
 def _trimmed(decode: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:

@@ -21,7 +21,7 @@ IGNORED_TF_SERVING_FLAGS = frozenset({
     "flush_filesystem_caches", "tensorflow_session_parallelism", "use_alts_credentials",
     "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
     "enable_model_warmup", "num_request_iterations_for_warmup",
-    "monitoring_config_file", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
+    "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
     "num_tflite_interpreters_per_pool", "num_tflite_pools", "enable_signature_method_name_check",
     "xla_cpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
     "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service",
@@ -49,6 +49,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("model_name", str, "default", "name of the model (single-model mode)"),
     Flag("model_base_path", str, "", "path of the model's versions (single-model mode)"),
     Flag("model_config_file", str, "", "text-format ModelServerConfig (model_config_list)"),
+    Flag("monitoring_config_file", str, "",
+         "text-format MonitoringConfig; prometheus_config { enable: true } serves metrics on the "
+         "REST port"),
     Flag("file_system_poll_wait_seconds", int, 1,
          "seconds between polls of the model directories; 0 = poll once, < 0 = never"),
     Flag("saved_model_tags", str, "serve", "comma-separated MetaGraphDef tags to load"),

@@ -6,6 +6,7 @@ The server's options are in grpc_options.py.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from model_server import handlers
+from model_server import handlers, monitoring
 from model_server.errors import ServingError
 from model_server.grpc_options import (
     DEFAULT_MAX_CONCURRENT_RPCS,
@@ -39,23 +40,41 @@ UNIMPLEMENTED = {PREDICTION_SERVICE: ("Classify", "Regress", "MultiInference"),
 class Method:
     parse: Callable[[bytes], Message]  # DecodeError if the bytes are no request
     handle: Callable[[Message], Message]
+    api: str  # "Predict", "GetModelMetadata", "GetModelStatus": metrics and log lines
 
     def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        """Parse, run, serialise; every failure becomes the status TF Serving would send."""
+        """Parse, run, serialise; every failure becomes the status TF Serving would send. Each
+        call is recorded (monitoring.py) under the request id the caller sent as metadata."""
+        started = time.perf_counter()
+        with monitoring.request_id(context.invocation_metadata()):
+            code, message, request, reply = self._run(payload, context)
+            answered = getattr(reply, "model_spec", None)
+            version = answered.version.value if answered is not None and answered.HasField(
+                "version") else None
+            model_spec = getattr(request, "model_spec", None)
+            monitoring.record_call(self.api, model_spec.name if model_spec is not None else "",
+                                   version, code, time.perf_counter() - started)
+        if code is not grpc.StatusCode.OK:
+            context.abort(code, message)
+        return reply.SerializeToString()
+
+    def _run(self, payload: bytes, context: grpc.ServicerContext
+             ) -> tuple[grpc.StatusCode, str, Message | None, Message | None]:
+        """(status, message, request, reply) of one call; never raises."""
         if context.time_remaining() is not None and context.time_remaining() <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            return grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None, None
         try:
             request = self.parse(payload)
         except DecodeError:
-            context.abort(grpc.StatusCode.INTERNAL, "Failed to parse request")
+            return grpc.StatusCode.INTERNAL, "Failed to parse request", None, None
         try:
             reply = self.handle(request)
         except ServingError as error:
-            context.abort(error.code, error.message)
+            return error.code, error.message, request, None
         except Exception as error:
             log.exception("gRPC method failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
-        return reply.SerializeToString()
+            return grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", request, None
+        return grpc.StatusCode.OK, "", request, reply
 
 
 def methods(registry: ModelRegistry, reply_as_content: bool) -> dict[str, dict[str, Method]]:
@@ -63,15 +82,18 @@ def methods(registry: ModelRegistry, reply_as_content: bool) -> dict[str, dict[s
         PREDICTION_SERVICE: {
             "Predict": Method(
                 predict_pb2.PredictRequest.FromString,
-                lambda request: handlers.predict(registry, request, reply_as_content)),
+                lambda request: handlers.predict(registry, request, reply_as_content),
+                "Predict"),
             "GetModelMetadata": Method(
                 get_model_metadata_pb2.GetModelMetadataRequest.FromString,
-                lambda request: handlers.get_model_metadata(registry, request)),
+                lambda request: handlers.get_model_metadata(registry, request),
+                "GetModelMetadata"),
         },
         MODEL_SERVICE: {
             "GetModelStatus": Method(
                 get_model_status_pb2.GetModelStatusRequest.FromString,
-                lambda request: handlers.get_model_status(registry, request)),
+                lambda request: handlers.get_model_status(registry, request),
+                "GetModelStatus"),
         },
     }
 

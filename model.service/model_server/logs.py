@@ -1,13 +1,22 @@
-"""Log lines shaped like TF Serving's, on stderr.
+"""Log lines on stderr: shaped like TF Serving's (LOG_FORMAT=text, the default)
 
     2024-05-01 10:00:00.123456: I model_server/manager.py:42] message
+
+or one JSON object per line (LOG_FORMAT=json, python-json-logger): timestamp, level, logger,
+message, and the request id of the gRPC call being served (the API sends it as metadata),
+model name/version and duration where a record has them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime
+
+from pythonjsonlogger.json import JsonFormatter
+
+from model_server import monitoring
 
 LEVEL_LETTERS = {"DEBUG": "I", "INFO": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "F"}
 
@@ -18,16 +27,36 @@ class TfServingFormatter(logging.Formatter):
         letter = LEVEL_LETTERS.get(record.levelname, "I")
         where = f"model_server/{record.filename}:{record.lineno}"
         line = f"{when}: {letter} {where}] {record.getMessage()}"
+        if getattr(record, "request_id", None):
+            line += f" [request {record.request_id}]"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
-def setup() -> logging.Logger:
-    """The `model_server` logger writing TF Serving-style lines to stderr, line by line."""
+class RequestIdFilter(logging.Filter):
+    """Stamps every record with the request id of the call this thread serves (or None)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = monitoring.REQUEST_ID.get()
+        return True
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter("{levelname}{name}{message}", style="{", timestamp=True,
+                             rename_fields={"levelname": "level", "name": "logger"})
+    return TfServingFormatter()
+
+
+def setup(log_format: str | None = None) -> logging.Logger:
+    """The `model_server` logger writing to stderr, line by line (LOG_FORMAT: text or json)."""
+    log_format = log_format or os.environ.get("LOG_FORMAT", "text")
     logger = logging.getLogger("model_server")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TfServingFormatter())
+    handler.setFormatter(formatter(log_format))
+    handler.addFilter(RequestIdFilter())
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -11,7 +11,7 @@ from pathlib import Path
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it; set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model_server import __version__, config, flags, logs
+from model_server import __version__, config, flags, logs, monitoring
 
 GRPC_STOP_GRACE_SECONDS = 0.5
 
@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as error:
         log.error(str(error))
         return 1
+    prometheus = None
+    if parsed.monitoring_config_file:
+        try:
+            prometheus = monitoring.load_config(Path(parsed.monitoring_config_file))
+        except monitoring.ConfigError as error:
+            log.error(str(error))
+            return 1
     if parsed.model_config_file:
         log.info(f"Loading model config from {parsed.model_config_file}")
     else:
@@ -79,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def load(name: str, version: int, path: Path):
         log.info(f"Reading SavedModel from: {path}")
-        return servable.load(name, version, path, tags, session_config)
+        with monitoring.timed_load(path):
+            return servable.load(name, version, path, tags, session_config)
 
     log.info("Adding/updating models.")
     managed = []
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if parsed.rest_api_port:
         try:
             http_server = rest_server.RestServer(
-                rest.app(registry, parsed.rest_api_timeout_in_ms / 1000),
+                rest.app(registry, parsed.rest_api_timeout_in_ms / 1000,
+                         extra_routes=monitoring.routes(prometheus)),
                 parsed.bind_address, parsed.rest_api_port,
                 rest_server.Limits(header_timeout=parsed.rest_api_timeout_in_ms / 1000,
                                    max_connections=parsed.rest_api_max_connections)).start()
@@ -115,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             grpc_server.stop(0)
             return 1
         log.info(f"Exporting HTTP/REST API at:localhost:{parsed.rest_api_port} ...")
+        if prometheus:
+            log.info(f"Prometheus metrics at:localhost:{parsed.rest_api_port}{prometheus.path}")
+    elif prometheus:
+        log.warning("--monitoring_config_file enables Prometheus metrics, but they are served on "
+                    "the REST port and --rest_api_port is 0")
 
     for model in managed:
         threading.Thread(target=model.run, args=(parsed.file_system_poll_wait_seconds,),

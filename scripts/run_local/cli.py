@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from run_local import stack
@@ -26,7 +27,9 @@ Standard library only (it runs before .venv exists). Environment (docs/run-local
 PORT, MODEL_BASE_PATH, MODEL_NAME, MAX_UPLOAD_BYTES, UI_ROOT, RUN_DIR, READY_TIMEOUT,
 MODEL_GRPC_PORT, MODEL_REST_PORT, API_PORT, UI_PORT, PING_PORT (0 = any free port),
 NGINX, TRAEFIK (binaries), RUN_LOCAL_SKIP_BOOTSTRAP=1, RUN_LOCAL_KEEP_GOING=1,
-RUN_LOCAL_READ_TIMEOUT (tests only), the edge limits (RATE_LIMIT_*, INFLIGHT_PER_CLIENT).
+RUN_LOCAL_READ_TIMEOUT (tests only), the edge limits (RATE_LIMIT_*, INFLIGHT_PER_CLIENT),
+LOG_FORMAT=text|json (default text), MONITORING=1 or the argument --monitoring (Debian's
+Prometheus beside the stack; PROMETHEUS_PORT, PROMETHEUS binary).
 Exit status: 0 after a requested stop, 1 when a service fails, 2 for a configuration problem.
 """
 
@@ -43,9 +46,11 @@ def main(argv: list[str]) -> int:
     if argv[1:2] in (["-h"], ["--help"]):
         print(USAGE)
         return 0
-    if argv[1:]:
-        print(f"run-local: no arguments expected (got {argv[1:]}); configure with environment "
-              "variables (--help)", file=sys.stderr)
+    if "--monitoring" in argv[1:]:
+        os.environ["MONITORING"] = "1"  # also tells scripts/bootstrap to install Prometheus
+    if [a for a in argv[1:] if a != "--monitoring"]:
+        print(f"run-local: no arguments expected but --monitoring (got {argv[1:]}); configure "
+              "with environment variables (--help)", file=sys.stderr)
         return 2
     try:
         config = read_config(dict(os.environ), Path.cwd(), stack.traefik_entry_points())
@@ -57,6 +62,8 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"{VENV_BIN / 'python'} is missing: run scripts/bootstrap")
         nginx = find_binary(config.nginx, "nginx", ("/usr/sbin", "/usr/local/sbin"))
         find_binary(config.traefik, "traefik")
+        if config.monitoring:
+            config = replace(config, prometheus=find_binary(config.prometheus, "prometheus"))
         if not Path("/etc/nginx/mime.types").is_file():
             raise ConfigError("/etc/nginx/mime.types is missing: reinstall nginx")
         stack.write_runtime_files(config, ports)

@@ -16,7 +16,8 @@ UI_HOST = "ui.service.localhost"
 API_HOST = "api.service.localhost"
 # Internal ports (0 = any free one). Traefik entry points other than web (PORT) and ping
 # (PING_PORT) get <NAME>_PORT, e.g. a `metrics` entry point reads METRICS_PORT.
-INTERNAL_PORTS = ("MODEL_GRPC_PORT", "MODEL_REST_PORT", "API_PORT", "UI_PORT", "PING_PORT")
+INTERNAL_PORTS = ("MODEL_GRPC_PORT", "MODEL_REST_PORT", "API_PORT", "UI_PORT", "PING_PORT",
+                  "PROMETHEUS_PORT")
 TRUE = ("1", "true", "yes")
 
 
@@ -39,6 +40,9 @@ class Config:
     bootstrap: bool
     keep_going: bool
     read_timeout: int | None = None  # tests only: replaces Traefik's readTimeout (seconds)
+    log_format: str = "text"  # LOG_FORMAT of the API and the model server
+    monitoring: bool = False  # MONITORING=1 / --monitoring: Prometheus beside the stack
+    prometheus: str = ""  # its binary (PROMETHEUS, else on PATH)
 
     @property
     def model_path(self) -> Path:
@@ -90,7 +94,17 @@ def read_config(env: Mapping[str, str], cwd: Path,
         keep_going=env.get("RUN_LOCAL_KEEP_GOING", "") in TRUE,
         read_timeout=(_int(env, "RUN_LOCAL_READ_TIMEOUT", 0, 1, 86400)
                       if read_timeout else None),
+        log_format=_log_format(env),
+        monitoring=env.get("MONITORING", "") in TRUE,
+        prometheus=env.get("PROMETHEUS", ""),
     )
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    value = env.get("LOG_FORMAT", "").strip() or "text"
+    if value not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT={value!r}: use text or json")
+    return value
 
 
 def check_model(config: Config) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 
+from run_local import monitoring
 from run_local.config import API_HOST, REPO, UI_HOST, VENV_BIN, Config, entry_point_port_name
 from run_local.render import (
     NGINX_TEMP_KINDS,
@@ -42,7 +43,7 @@ def traefik_addresses(ports: dict[str, int], names: list[str]) -> dict[str, str]
 def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]:
     c, p = config, ports
     python = str(VENV_BIN / "python")
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_FORMAT": c.log_format}
     origins = f"http://{UI_HOST}:{c.port}" + (f",http://{UI_HOST}" if c.port == 80 else "")
 
     def model_ready() -> str | None:
@@ -73,7 +74,8 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             "model-server",
             [str(REPO / "scripts" / "model-server"), f"--port={p['MODEL_GRPC_PORT']}",
              f"--rest_api_port={p['MODEL_REST_PORT']}", f"--model_name={c.model_name}",
-             f"--model_base_path={c.model_path}", "--bind_address=127.0.0.1"],
+             f"--model_base_path={c.model_path}", "--bind_address=127.0.0.1",
+             *monitoring.model_server_flags(c.run_dir)],
             base_env, REPO, model_ready, "the model to load",
             {"grpc": p["MODEL_GRPC_PORT"], "rest": p["MODEL_REST_PORT"]}),
         Service(
@@ -101,7 +103,8 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             c.run_dir, traefik_ready, "ping and the UI route",
             {("http" if name == "web" else name): port
              for name, port in traefik_ports.items()}),
-    ]
+    ] + ([monitoring.prometheus_service(c.prometheus, c.run_dir, p["PROMETHEUS_PORT"], base_env)]
+         if c.monitoring else [])
 
 
 def write_runtime_files(config: Config, ports: dict[str, int]) -> None:
@@ -121,6 +124,7 @@ def write_runtime_files(config: Config, ports: dict[str, int]) -> None:
     (c.run_dir / "traefik.yml").write_text(render_traefik_static(
         template, traefik_addresses(ports, entry_points(template)),
         TRAEFIK_DIR / "dynamic.yml", c.read_timeout))
+    monitoring.write_files(c.run_dir, ports, c.monitoring)
     # Traefik loads local plugins from ./plugins-local: its working directory is run_dir.
     plugins = c.run_dir / "plugins-local"
     if plugins.is_symlink() or plugins.exists():

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,17 +83,16 @@ def copy_model_repository(target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-          artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[ComposeProject]:
-    """`docker compose up --build --wait` of docker-compose.yml on the offline bases, on
-    127.0.0.1:<free port>, with a temporary copy of the model repository mounted; always
-    `down -v` afterwards (its logs are kept in test-artifacts/compose-stack.log). A test module's
-    STACK_SETTINGS (a dict) adds or changes .env variables for its stack."""
-    workdir = tmp_path_factory.mktemp("compose")
+@contextmanager
+def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
+                  profiles: tuple[str, ...] = (),
+                  extra_settings: dict[str, str] | None = None) -> Iterator[ComposeProject]:
+    """`docker compose up --build --wait` of docker-compose.yml (with `profiles`) on the offline
+    bases, on 127.0.0.1:<free port>, with a temporary copy of the model repository mounted;
+    always `down -v` afterwards (its logs are kept in log_path)."""
     repository = copy_model_repository(workdir / "models")
     project = ComposeProject(name=f"cassava-test-{uuid.uuid4().hex[:8]}",
-                             env_file=workdir / "test.env", port=free_port())
+                             env_file=workdir / "test.env", port=free_port(), profiles=profiles)
     settings = {
         **offline_bases,
         "HTTP_BIND": "127.0.0.1",
@@ -102,7 +102,7 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
         "MODEL_LOAD_RETRIES": "0",
         # Parallel checkouts sharing one engine set their own tag so their images don't collide.
         "IMAGE_TAG": os.environ.get("CASSAVA_TEST_IMAGE_TAG", "compose-test"),
-        **getattr(request.module, "STACK_SETTINGS", {}),
+        **(extra_settings or {}),
     }
     project.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     try:
@@ -113,6 +113,23 @@ def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                         f"{result.stderr[-4000:]}\n{project.logs(tail=60)}", pytrace=False)
         yield project
     finally:
-        (artifacts_dir / "compose-stack.log").write_text(project.logs(tail=2000))
+        log_path.write_text(project.logs(tail=2000))
         project.compose("down", "--volumes", "--remove-orphans", "--timeout", "10",
                         timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def stack_settings() -> dict[str, str]:
+    """.env settings a test module adds to its stack (override it in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+          artifacts_dir: Path, stack_settings: dict[str, str]) -> Iterator[ComposeProject]:
+    """The default stack (no profile) with the module's `stack_settings`; logs in
+    test-artifacts/compose-stack.log."""
+    with running_stack(offline_bases, tmp_path_factory.mktemp("compose"),
+                       artifacts_dir / "compose-stack.log",
+                       extra_settings=stack_settings) as project:
+        yield project

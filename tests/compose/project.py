@@ -62,11 +62,14 @@ class ComposeProject:
     name: str
     env_file: Path
     port: int
+    profiles: tuple[str, ...] = ()  # compose profiles enabled on every command
 
     def compose(self, *args: str, timeout: float = 120,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [*compose_command(), "--project-name", self.name, "--file", str(COMPOSE_FILE),
-                "--env-file", str(self.env_file), *args]
+                "--env-file", str(self.env_file),
+                *(option for profile in self.profiles for option in ("--profile", profile)),
+                *args]
         # The env file is the whole configuration: the caller's environment must not leak in.
         env = {k: v for k, v in os.environ.items()
                if k not in read_env_file(self.env_file) and not k.startswith("COMPOSE_")}

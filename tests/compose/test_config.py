@@ -176,8 +176,15 @@ def test_base_image_is_a_build_arg_defaulting_to_a_pinned_official_image(
     assert overridden["services"][service]["build"]["args"] == {variable: "example/base:1"}
 
 
+# Images of services that only a compose profile starts (tests/compose/test_monitoring.py).
+PROFILE_DOCKERFILES = {
+    "prometheus": ("monitoring/prometheus/Dockerfile", "PROMETHEUS_IMAGE"),
+}
+
+
 def test_offline_env_overrides_only_the_base_images() -> None:
-    variables = {variable for _, variable in SERVICE_DOCKERFILES.values()}
+    variables = {variable for _, variable in
+                 [*SERVICE_DOCKERFILES.values(), *PROFILE_DOCKERFILES.values()]}
     offline = read_env_file(OFFLINE_ENV)
     assert set(offline) == variables
     assert all(value.startswith("cassava-offline/") for value in offline.values())
@@ -207,11 +214,14 @@ def test_model_image_signals_reach_the_server() -> None:
 
 def test_swarm_accepts_the_file_apart_from_depends_on(tmp_path: Path) -> None:
     """`docker stack deploy` reads the same file; only the long depends_on form (conditions,
-    which Swarm ignores anyway) is outside its schema, so that is all an operator strips."""
+    which Swarm ignores anyway) and compose profiles (Swarm deploys every service: Prometheus
+    too) are outside its schema, so that is all an operator strips."""
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI (needed for `docker stack config`)")
     lines, skipping = [], False
     for line in COMPOSE_FILE.read_text().splitlines():
+        if re.match(r"^    profiles:", line):
+            continue
         if re.match(r"^    depends_on:", line):
             skipping = True
             continue

@@ -20,7 +20,7 @@ def docker_run(image: str, *argv: str, entrypoint: str | None = None) -> str:
 
 def test_second_run_rebuilds_nothing(offline_build: subprocess.CompletedProcess[str]) -> None:
     again = run([str(SCRIPTS_DIR / "build-offline-bases")], timeout=600)
-    for name in ("python", "nginx-unprivileged", "traefik", "tensorflow-serving"):
+    for name in ("python", "nginx-unprivileged", "traefik", "tensorflow-serving", "prometheus"):
         assert f"{name}: up to date" in again.stderr, again.stderr
 
 
@@ -64,3 +64,15 @@ def test_tensorflow_serving(offline_bases: dict[str, str]) -> None:
     assert "tensorflow_model_server --port=8500 --rest_api_port=8501" in script
     assert "--model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}" in script
     assert docker_run(image, "--version", entrypoint="tensorflow_model_server").strip()
+
+
+def test_prometheus(offline_bases: dict[str, str]) -> None:
+    image = offline_bases["PROMETHEUS_IMAGE"]
+    config = docker_inspect(image)["Config"]
+    # The official image's contract: entrypoint, flags, data directory, user, port.
+    assert config["Entrypoint"] == ["/bin/prometheus"]
+    assert "--storage.tsdb.path=/prometheus" in config["Cmd"]
+    assert config["User"].split(":")[0] == "65534" and config["WorkingDir"] == "/prometheus"
+    assert "9090/tcp" in config["ExposedPorts"]
+    assert "prometheus, version 2." in docker_run(image, "--version")
+    assert "promtool, version 2." in docker_run(image, "--version", entrypoint="/bin/promtool")

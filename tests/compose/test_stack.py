@@ -216,6 +216,9 @@ def roll_out_under_traffic(stack: ComposeProject, photos: list[Path], new_versio
                 version = response.json().get("model", {}).get("version") \
                     if response.status_code == 200 else None
                 results.append((response.status_code, version))
+                # A steady client under the proxy's per-client rate limit (10/s, docs/edge.md):
+                # behind Docker's published port every test client is the same address.
+                time.sleep(0.15)
 
     thread = threading.Thread(target=client_loop, daemon=True)
     thread.start()

@@ -35,9 +35,9 @@ def png_header_only(width: int, height: int) -> bytes:
                                         (UI_HOST, "/api/predict/image")])
 def test_an_oversize_upload_is_a_413_problem_at_the_proxy(local_stack: LocalStack,
                                                           host: str, path: str) -> None:
-    probe = uuid.uuid4().hex
-    reply = local_stack.predict(host, f"{path}?probe={probe}", b"\xff\xd8\xff" +
-                                b"\0" * DEFAULT_CAP)
+    probe = uuid.uuid4().hex  # the request id: the API logs it with every line of a request
+    reply = local_stack.predict(host, path, b"\xff\xd8\xff" + b"\0" * DEFAULT_CAP,
+                                headers={"X-Request-ID": probe})
     assert reply.status_code == 413
     assert reply.headers["content-type"] == PROBLEM
     problem = reply.json()
@@ -53,7 +53,8 @@ def test_the_api_log_check_sees_requests_that_pass(local_stack: LocalStack,
                                                    leaf_photo_paths: list[Path]) -> None:
     """Control for the test above: a request that gets through is in the API's log."""
     probe = uuid.uuid4().hex
-    reply = local_stack.predict(API_HOST, f"/predict/image?probe={probe}", leaf_photo_paths[0])
+    reply = local_stack.predict(API_HOST, "/predict/image", leaf_photo_paths[0],
+                                headers={"X-Request-ID": probe})
     assert reply.status_code == 200
     assert [line for line in api_log_lines(local_stack) if probe in line]
 

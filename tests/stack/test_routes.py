@@ -192,10 +192,12 @@ def listening_addresses(pid: int) -> set[tuple[str, int]]:
 
 
 def test_traefik_listens_only_on_loopback_web_and_ping(local_stack: LocalStack) -> None:
-    """No other entrypoint exists (api.insecure would add one on :8080 for every interface)."""
-    ping = local_stack.service_ports("traefik")["ping"]
+    """No other entrypoint exists (api.insecure would add one on :8080 for every interface)
+    but the metrics one, on loopback too (docs/observability.md)."""
+    ports = local_stack.service_ports("traefik")
     assert listening_addresses(local_stack.services["traefik"]) == {
-        ("127.0.0.1", local_stack.port), ("127.0.0.1", ping)}
+        ("127.0.0.1", local_stack.port), ("127.0.0.1", ports["ping"]),
+        ("127.0.0.1", ports["metrics"])}
 
 
 @pytest.mark.parametrize("service", ["api", "nginx", "model-server"])

@@ -49,7 +49,8 @@ class RunningModelServer:
 
 def start_model_server(model_name: str, base_path: Path, log_dir: Path, *extra_flags: str,
                        grpc_port: int | None = None, rest_port: int | None = None,
-                       wait: bool = True, timeout: float = 120.0) -> RunningModelServer:
+                       wait: bool = True, timeout: float = 120.0,
+                       env: dict[str, str] | None = None) -> RunningModelServer:
     """Start the server on free ports with tensorflow_model_server's own flags."""
     grpc_port = grpc_port or free_port()
     rest_port = rest_port or free_port()
@@ -57,7 +58,7 @@ def start_model_server(model_name: str, base_path: Path, log_dir: Path, *extra_f
         f"model-server-{model_name}-{grpc_port}",
         [SCRIPTS_DIR / "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
          f"--model_name={model_name}", f"--model_base_path={base_path}", *extra_flags],
-        log_dir,
+        log_dir, env,
     )
     server = RunningModelServer(process, grpc_port, rest_port, model_name, base_path)
     if wait:

@@ -37,6 +37,9 @@ HEAVY_FIXTURES = {
     "offline_build": "docker",
     "offline_bases": "docker",
     "stack": "docker",
+    "swarm_lab": "docker",
+    "podman": "docker",
+    "rendered": "slow",
     "reference_predict": "tensorflow",
     "reference_predictions": "tensorflow",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
 
-    MODEL_SERVER_ADDRESS: str = Field("127.0.0.1:8500", description="TF Serving gRPC host:port")
+    MODEL_SERVER_ADDRESS: str = Field(
+        "127.0.0.1:8500", description="TF Serving gRPC target: host:port, or e.g. "
+        "dns:///tasks.model.service:8500 to reach every replica a DNS name returns")
+    MODEL_SERVER_LB_POLICY: Literal["round_robin", "pick_first"] = Field(
+        "round_robin", description="gRPC load balancing over the target's addresses")
+    MODEL_SERVER_REOPEN_SECONDS: float = Field(
+        0.0, ge=0.0, description="reopen the gRPC channel this often, resolving the target "
+        "afresh (replicas added since); 0 = never")
     MODEL_NAME: str = "cassava"
     MODEL_VERSION: PositiveInt | None = Field(
         None, description="pin one model version; unset = the newest version the server serves")
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
     MODEL_DEADLINE_SECONDS: PositiveFloat = Field(
         5.0, description="deadline of every gRPC call, retries included")
     MODEL_RETRY_ATTEMPTS: int = Field(3, ge=1, le=5, description="gRPC attempts on UNAVAILABLE")
+    MODEL_ATTEMPT_TIMEOUT_SECONDS: float = Field(
+        0.0, ge=0.0, description="an attempt unanswered this long is retried on another "
+        "replica (within MODEL_DEADLINE_SECONDS); 0 = attempts are not timed")
     RETRY_AFTER_SECONDS: PositiveInt = Field(
         5, description="Retry-After sent with 503 model_unavailable")
     DECODE_WORKERS: PositiveInt = Field(
@@ -54,6 +65,12 @@ class Settings(BaseSettings):
         description="threads decoding images (Pillow releases the GIL); default: usable CPUs")
 
     ROOT_PATH: str = Field("", description="prefix a path-stripping proxy serves the app under")
+
+    LOG_FORMAT: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line; text: for a terminal")
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    METRICS_ENABLED: bool = Field(
+        True, description="GET /metrics and the request metrics (off only to measure their cost)")
 
 
 @lru_cache

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-ID"
+GRPC_METADATA_KEY = "x-request-id"  # gRPC metadata keys are lower case
 # Printable, log-safe and short: anything else is replaced, never echoed back.
 _SANE = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# The id of the request this task serves: log records and the gRPC metadata read it.
+CURRENT: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def choose_request_id(incoming: str | None) -> str:
@@ -39,10 +43,14 @@ class RequestIdMiddleware:
                          if name == b"x-request-id"), None)
         request_id = choose_request_id(incoming)
         scope.setdefault("state", {})["request_id"] = request_id
+        token = CURRENT.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT.reset(token)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 from google.protobuf.message import Message
 
+from app.core import metrics, request_id
 from app.tfserving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -80,8 +82,10 @@ class ModelOutput:
         return self.rows[0]
 
 
-def service_config(retry_attempts: int) -> dict:
-    """Channel service config: retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
+def service_config(retry_attempts: int, lb_policy: str = "round_robin",
+                   attempt_timeout: float = 0.0) -> dict:
+    """Channel service config: spread calls over every address the target resolves to
+    (`lb_policy`), retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
     method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
                              {"service": "tensorflow.serving.ModelService"}],
                     "waitForReady": False}
@@ -89,14 +93,27 @@ def service_config(retry_attempts: int) -> dict:
         method["retryPolicy"] = {"maxAttempts": retry_attempts, "initialBackoff": "0.1s",
                                  "maxBackoff": "1s", "backoffMultiplier": 2,
                                  "retryableStatusCodes": ["UNAVAILABLE"]}
-    return {"methodConfig": [method]}
+        if attempt_timeout:
+            # An attempt with no reply in time (a replica on a node that vanished: no FIN, no
+            # RST) is abandoned and retried on the next replica, within the call's deadline.
+            method["retryPolicy"]["perAttemptRecvTimeout"] = f"{attempt_timeout:.3f}s"
+    # round_robin keeps a connection to every resolved replica (e.g. dns:///tasks.model.service:
+    # 8500) and sends each call, and each retry, to the next ready one; pick_first uses one.
+    return {"loadBalancingConfig": [{lb_policy: {}}], "methodConfig": [method]}
 
 
-def channel_options(retry_attempts: int) -> list[tuple[str, object]]:
+def channel_options(retry_attempts: int, lb_policy: str = "round_robin",
+                    attempt_timeout: float = 0.0) -> list[tuple[str, object]]:
     """The channel arguments; docs/api-service.md explains each choice."""
     return [
         ("grpc.enable_retries", 1),
-        ("grpc.service_config", json.dumps(service_config(retry_attempts))),
+        # gRPC reads perAttemptRecvTimeout only with this (still "experimental") switch on.
+        ("grpc.experimental.enable_hedging", 1 if attempt_timeout else 0),
+        # gRPC keeps a call's request for retries only up to this size (default 256 KiB, less
+        # than one 150x150 image): a larger call is committed once sent and never retried.
+        ("grpc.per_rpc_retry_buffer_size", MAX_SEND_MESSAGE_BYTES),
+        ("grpc.service_config",
+         json.dumps(service_config(retry_attempts, lb_policy, attempt_timeout))),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 0),
@@ -108,6 +125,12 @@ def channel_options(retry_attempts: int) -> list[tuple[str, object]]:
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
         ("grpc.primary_user_agent", "cassava-api"),
     ]
+
+
+def _method_name(method: grpc.aio.UnaryUnaryMultiCallable) -> str:
+    """"Predict" for "/tensorflow.serving.PredictionService/Predict"."""
+    path = getattr(method, "_method", b"")
+    return (path.decode() if isinstance(path, bytes) else str(path)).rsplit("/", 1)[-1]
 
 
 def error_for(code: grpc.StatusCode, details: str | None) -> ModelServerError:
@@ -125,20 +148,40 @@ class TFServingClient:
 
     def __init__(self, address: str, model_name: str, *, version: int | None = None,
                  signature_name: str = "serving_default", deadline: float = 5.0,
-                 retry_attempts: int = 3) -> None:
+                 retry_attempts: int = 3, lb_policy: str = "round_robin",
+                 reopen_seconds: float = 0.0, attempt_timeout: float = 0.0) -> None:
         self.address = address
         self.model_name = model_name
         self.pinned_version = version
         self.signature_name = signature_name
         self.deadline = deadline
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options(retry_attempts))
-        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._options = channel_options(retry_attempts, lb_policy, attempt_timeout)
+        # gRPC resolves the target again only when a connection closes: replicas added since
+        # get no calls until then. A channel reopened every `reopen_seconds` (0 = never)
+        # resolves afresh; the old one finishes its calls in flight, then closes.
+        self._reopen_seconds = reopen_seconds
+        self._closing: set[asyncio.Task[None]] = set()
+        self._open_channel()
         self._signatures: dict[int, Signature] = {}  # by model version
         self._current_version: int | None = None  # the version the server answered with last
         self._metadata_lock = asyncio.Lock()
 
+    def _open_channel(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._opened_at = time.monotonic()
+
+    def _reopen_if_due(self) -> None:
+        if self._reopen_seconds and time.monotonic() - self._opened_at >= self._reopen_seconds:
+            old = self._channel
+            self._open_channel()
+            task = asyncio.get_running_loop().create_task(old.close(grace=self.deadline))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
+        await asyncio.gather(*self._closing)
         await self._channel.close()
 
     def _model_spec(self, *, with_signature: bool = False) -> model_pb2.ModelSpec:
@@ -150,10 +193,19 @@ class TFServingClient:
         return spec
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: Message) -> Message:
+        self._reopen_if_due()  # the next call goes to the new channel; this one, to the old
+        # The request id travels as gRPC metadata; the model server logs it.
+        current = request_id.CURRENT.get()
+        metadata = ((request_id.GRPC_METADATA_KEY, current),) if current else None
+        started, code = time.perf_counter(), grpc.StatusCode.OK
         try:
-            return await method(request, timeout=self.deadline)
+            return await method(request, timeout=self.deadline, metadata=metadata)
         except grpc.aio.AioRpcError as error:
-            raise error_for(error.code(), error.details()) from None
+            code = error.code()
+            raise error_for(code, error.details()) from None
+        finally:
+            metrics.record_model_call(_method_name(method), code.name,
+                                      time.perf_counter() - started)
 
     async def available_versions(self) -> list[int]:
         """Versions of the model that GetModelStatus reports AVAILABLE."""

@@ -29,9 +29,15 @@ def test_equals_and_separate_value_forms():
 
 def test_unimplemented_tf_serving_flags_are_accepted_and_reported():
     parsed = flags.parse(["--enable_batching", "--rest_api_num_threads=4",
-                          "--monitoring_config_file", "/etc/monitoring.config", "--port=1"])
-    assert parsed.ignored == ("enable_batching", "rest_api_num_threads", "monitoring_config_file")
+                          "--batching_parameters_file", "/etc/batching.config", "--port=1"])
+    assert parsed.ignored == ("enable_batching", "rest_api_num_threads", "batching_parameters_file")
     assert parsed.port == 1
+
+
+def test_monitoring_config_file_is_implemented():
+    parsed = flags.parse(["--monitoring_config_file", "/etc/monitoring.config"])
+    assert parsed.monitoring_config_file == "/etc/monitoring.config"
+    assert parsed.ignored == ()
 
 
 def test_bool_flags():

@@ -24,7 +24,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.max_upload_bytes == 10 * 1024 * 1024
     assert config.run_dir == REPO / ".run" / "8080"
     assert config.internal_ports == {"MODEL_GRPC_PORT": 0, "MODEL_REST_PORT": 0, "API_PORT": 0,
-                                     "UI_PORT": 0, "PING_PORT": 0}
+                                     "UI_PORT": 0, "PING_PORT": 0, "PROMETHEUS_PORT": 0}
     assert config.bootstrap and not config.keep_going
     assert config.read_timeout is None
 
@@ -81,9 +81,9 @@ def test_zero_means_any_free_port_never_one_already_used(tmp_path: Path) -> None
     config = read_config({"PORT": "9000", "API_PORT": "9001"}, tmp_path)
     # The "free" port finder offers 9000 and 9001 first: both are taken by explicit settings.
     ports = pick_ports(config, is_free=lambda port: True,
-                       free_port=fake_free_ports(9000, 9001, 9002, 9003, 9004, 9005, 9006))
+                       free_port=fake_free_ports(9000, 9001, 9002, 9003, 9004, 9005, 9006, 9007))
     assert ports["PORT"] == 9000 and ports["API_PORT"] == 9001
-    assert len(set(ports.values())) == len(ports) == 6
+    assert len(set(ports.values())) == len(ports) == 7
     assert {ports[n] for n in ("MODEL_GRPC_PORT", "MODEL_REST_PORT", "UI_PORT", "PING_PORT")
             } == {9002, 9003, 9004, 9005}
 

@@ -35,7 +35,8 @@ def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
 
 
 def rendered(read_timeout: int | None = None) -> str:
-    return render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:9000", "ping": "127.0.0.1:9001"},
+    return render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:9000", "ping": "127.0.0.1:9001",
+                                               "metrics": "127.0.0.1:9002"},
                                  DYNAMIC, read_timeout)
 
 
@@ -47,6 +48,7 @@ def test_run_local_and_compose_have_the_same_traefik_settings() -> None:
     assert changes == [
         ('address: ":8080"', 'address: "127.0.0.1:9000"'),
         ('address: "127.0.0.1:8082"', 'address: "127.0.0.1:9001"'),
+        ('address: ":9100"', 'address: "127.0.0.1:9002"'),
         ("filename: /etc/traefik/dynamic.yml", f'filename: "{DYNAMIC}"'),
     ]
 
@@ -75,18 +77,20 @@ def test_a_test_only_read_timeout_replaces_that_one_value() -> None:
 
 
 def test_every_entry_point_needs_an_address() -> None:
-    assert entry_points(TRAEFIK_YML) == ["web", "ping"]
+    assert entry_points(TRAEFIK_YML) == ["web", "ping", "metrics"]
     with pytest.raises(ConfigError, match="declares entry points"):
         render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:1"}, DYNAMIC)
     with pytest.raises(ConfigError, match="declares entry points"):
         render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:1", "ping": "127.0.0.1:2",
-                                            "metrics": "127.0.0.1:3"}, DYNAMIC)
+                                            "metrics": "127.0.0.1:3", "extra": "127.0.0.1:4"},
+                              DYNAMIC)
 
 
 def test_a_file_without_a_substituted_key_is_an_error() -> None:
     without_provider = TRAEFIK_YML.replace("filename:", "directory:")
     with pytest.raises(ConfigError, match=r"no providers\.file\.filename"):
-        render_traefik_static(without_provider, {"web": "a:1", "ping": "a:2"}, DYNAMIC)
+        render_traefik_static(without_provider, {"web": "a:1", "ping": "a:2", "metrics": "a:3"},
+                              DYNAMIC)
 
 
 def test_key_paths_follow_indentation() -> None:

@@ -6,8 +6,14 @@ import json
 import re
 from pathlib import Path
 
-from run_local.config import INTERNAL_PORTS, REPO, read_config
-from run_local.stack import API_KEEP_ALIVE_SECONDS, TRAEFIK_GODEBUG, services, traefik_addresses
+from run_local.config import INTERNAL_PORTS, REPO, entry_point_port_name, read_config
+from run_local.stack import (
+    API_KEEP_ALIVE_SECONDS,
+    TRAEFIK_GODEBUG,
+    services,
+    traefik_addresses,
+    traefik_entry_points,
+)
 
 
 def test_traefik_gets_the_same_godebug_as_the_image() -> None:
@@ -43,12 +49,16 @@ def test_upstreams_keep_idle_connections_longer_than_the_proxy_does() -> None:
     nginx = (REPO / "ui.service" / "nginx" / "default.conf").read_text()
     (nginx_keep_alive,) = re.findall(r"^\s*keepalive_timeout\s+(\S+);", nginx, re.MULTILINE)
     assert image_keep_alive == API_KEEP_ALIVE_SECONDS
+    # The Swarm stack replaces the image's command with its own copy of it.
+    swarm = (REPO / "deploy" / "swarm" / "stack.yml").read_text()
+    assert re.findall(r"uvicorn .*--timeout-keep-alive (\d+)", swarm) == [str(image_keep_alive)]
     for upstream in (image_keep_alive, API_KEEP_ALIVE_SECONDS, seconds(nginx_keep_alive)):
         assert upstream > seconds(proxy_idle) + 1
 
 
 def test_run_local_starts_uvicorn_with_that_keep_alive(tmp_path: Path) -> None:
-    ports = dict.fromkeys(("PORT", *INTERNAL_PORTS), 1)
+    ports = dict.fromkeys(("PORT", *INTERNAL_PORTS,
+                           *(entry_point_port_name(e) for e in traefik_entry_points())), 1)
     config = read_config({"RUN_DIR": str(tmp_path)}, tmp_path)
     (api,) = [s for s in services(config, ports, "nginx") if s.name == "api"]
     assert api.argv[api.argv.index("--timeout-keep-alive") + 1] == str(API_KEEP_ALIVE_SECONDS)

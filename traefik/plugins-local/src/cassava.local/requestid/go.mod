@@ -1,0 +1,3 @@
+module cassava.local/requestid
+
+go 1.22
