@@ -24,7 +24,8 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 CLI = REPO_ROOT / ".venv" / "bin" / "cassava-survey"
-BATCH_REQUEST = re.compile(r'"POST /v1/predict/images HTTP/1\.1" 200')
+# The API's access log line (app.core.metrics): "... app.access [id] POST /path 200 12.3 ms".
+BATCH_REQUEST = re.compile(r"app\.access \[[^\]]*\] POST /v1/predict/images 200 ")
 
 
 def survey(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
