@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from app.tfserving.client import ModelFailed, ModelOutput, TFServingClient
 from app.tfserving.signature import Signature
 
 log = logging.getLogger(__name__)
+
+_Inputs = TypeVar("_Inputs")
+_Output = TypeVar("_Output")
 
 # Decodes needing more than this give their memory back to the system as soon as they end.
 TRIM_AFTER_BYTES = 64 * 1024 * 1024
@@ -59,19 +63,13 @@ class Predictor:
         """Classify one uploaded photo (raises ImageRejected or ModelServerError subclasses)."""
         signature = await self.signature()
         tensor = await self._decode(image, signature)
-        with metrics.phase("model"):
-            try:
-                output = await self.client.predict(signature, tensor)
-            except ModelFailed:
-                # A new version with other signature keys or input size (e.g. the article's model
-                # installed over the demo) refuses a request built for the old one: the client has
-                # dropped its cached signature, so ask again, and retry once if it did change.
-                fresh = await self.signature()
-                if fresh == signature:
-                    raise
-                if (fresh.height, fresh.width) != (signature.height, signature.width):
-                    tensor = await self._decode(image, fresh)
-                output = await self.client.predict(fresh, tensor)
+
+        async def call(signature: Signature, tensor: np.ndarray) -> ModelOutput:
+            with metrics.phase("model"):
+                return await self.client.predict(signature, tensor)
+
+        output, _ = await self._call_model(signature, tensor, call,
+                                           partial(self._decode, image))
         return self._answer(output.values, output, request_id)
 
     async def predict_many(self, images: Sequence[Callable[[], bytes]], request_id: str
@@ -85,21 +83,31 @@ class Predictor:
                                         for read in images))
         signature = await self.signature()
         decoded = await self._decode_all(photos, signature)
-        try:
-            outputs = await self._predict_batch(signature, decoded)
-        except ModelFailed:
-            # As predict(): a new version with another signature refuses the old one's request;
-            # ask again, and retry once (decoding again if the input size changed).
-            fresh = await self.signature()
-            if fresh == signature:
-                raise
-            if (fresh.height, fresh.width) != (signature.height, signature.width):
-                decoded = await self._decode_all(photos, fresh)
-            outputs = await self._predict_batch(fresh, decoded)
+        outputs, decoded = await self._call_model(
+            signature, decoded, self._predict_batch,
+            lambda fresh: self._decode_all(photos, fresh))
         rows = [(row, output) for output in outputs for row in output.rows]
         answers = iter(self._answer(row, output, request_id) for row, output in rows)
         return [next(answers) if isinstance(outcome, np.ndarray) else outcome
                 for outcome in decoded]  # type: ignore[misc]
+
+    async def _call_model(self, signature: Signature, inputs: _Inputs,
+                          call: Callable[[Signature, _Inputs], Awaitable[_Output]],
+                          decode: Callable[[Signature], Awaitable[_Inputs]]
+                          ) -> tuple[_Output, _Inputs]:
+        """call(signature, inputs), and the inputs it was answered for. A new version with other
+        signature keys or input size (e.g. the article's model installed over the demo) refuses a
+        request built for the old one: the client has dropped its cached signature, so ask again,
+        and retry once if it did change (decoding again if the input size changed)."""
+        try:
+            return await call(signature, inputs), inputs
+        except ModelFailed:
+            fresh = await self.signature()
+            if fresh == signature:
+                raise
+            if (fresh.height, fresh.width) != (signature.height, signature.width):
+                inputs = await decode(fresh)
+            return await call(fresh, inputs), inputs
 
     async def _decode_all(self, photos: Sequence[bytes], signature: Signature
                           ) -> list[np.ndarray | ImageRejected]:
