@@ -34,11 +34,15 @@ AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
 # TF Serving (like any gRPC server with default settings) answers client pings more frequent
 # than every 5 minutes with GOAWAY "too_many_pings". Pings every 5 minutes, and only during calls,
-# are accepted; setting a keepalive also makes gRPC set TCP_USER_TIMEOUT to the keepalive timeout,
-# so a call to a peer that vanished without a FIN/RST tears the connection down after 20 s instead
-# of the kernel's ~15 minutes of retransmissions.
+# are accepted. Setting a keepalive also makes gRPC set TCP_USER_TIMEOUT to the keepalive timeout:
+# a connection whose sent bytes stay unacknowledged that long is torn down. A replica whose node
+# vanished (no FIN, no RST) therefore stops getting round_robin picks 4 s after the first call
+# sent to it instead of 20 s (gRPC's default timeout), during which calls whose retries kept
+# landing on it ran into the 5 s deadline (docs/scale-out.md, node cut). 4 s is far above
+# an ACK's round trip on a cluster network, even to a model server busy on every core: the
+# kernel, not the server's threads, acknowledges.
 KEEPALIVE_TIME_MS = 300_000
-KEEPALIVE_TIMEOUT_MS = 20_000
+KEEPALIVE_TIMEOUT_MS = 4_000
 # A 512x512x3 float32 input is 3 MiB; replies of a classifier are tiny.
 MAX_SEND_MESSAGE_BYTES = 32 * 1024 * 1024
 MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024

@@ -51,6 +51,14 @@ def test_channel_options_tf_serving_accepts() -> None:
     assert options["grpc.max_reconnect_backoff_ms"] <= 5_000
 
 
+def test_a_silent_replica_is_dropped_within_one_call_deadline() -> None:
+    # The keepalive timeout is also the sockets' TCP_USER_TIMEOUT: a replica whose node vanished
+    # must be dropped from round_robin before a second call's deadline (5 s) runs out on it.
+    options = dict(channel_options(4, attempt_timeout=1.5))
+    assert options["grpc.keepalive_time_ms"] != 2**31 - 1  # setting it enables TCP_USER_TIMEOUT
+    assert 1_500 < options["grpc.keepalive_timeout_ms"] < 5_000
+
+
 @pytest.mark.parametrize(("code", "kind"), [
     (grpc.StatusCode.UNAVAILABLE, ModelUnavailable), (grpc.StatusCode.NOT_FOUND, ModelUnavailable),
     (grpc.StatusCode.RESOURCE_EXHAUSTED, ModelUnavailable),
