@@ -12,7 +12,7 @@ import warnings
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageStat
 
 # Pillow warns (it does not raise) between MAX_IMAGE_PIXELS and twice that. Make the warning an
 # error once, at import, instead of toggling filters per call (warning filters are process-global
@@ -136,11 +136,18 @@ def image_to_tensor(data: bytes, *, height: int, width: int, max_pixels: int,
         raise
     except Exception as exc:  # Pillow reports malformed input through many exception types.
         raise _classify_failure(data, kind, exc) from exc
-    tensor = _to_unit_float(rgb)
-    if min_spread > 0 and float(tensor.std(axis=(0, 1, 2)).max()) < min_spread:
+    if min_spread > 0 and pixel_spread(rgb) < min_spread:
         raise BlankImage("The picture is almost one flat colour (lens covered, too dark or "
                          "blank): it cannot show a leaf; take a photo of one leaf in daylight.")
-    return tensor
+    return _to_unit_float(rgb)
+
+
+def pixel_spread(rgb: Image.Image) -> float:
+    """The largest per-channel standard deviation of the model's input, in [0, 1] units: the
+    tensor's std over its pixels, computed by Pillow from the 8-bit image's histogram (a
+    fraction of numpy's reductions over the float tensor: 1.3 ms less CPU per 800x600 request,
+    docs/reliability.md)."""
+    return max(ImageStat.Stat(rgb).stddev) / 255.0
 
 
 def decode_cost(data: bytes, *, height: int, width: int, max_pixels: int) -> int:

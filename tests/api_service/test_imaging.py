@@ -29,9 +29,10 @@ from app.imaging import (
     dct_scale,
     decode_cost,
     image_to_tensor,
+    pixel_spread,
     sniff_format,
 )
-from tests.support.images import zeros_png
+from tests.support.images import png_chunk, zeros_png
 from tests.support.reference import article_preprocess
 
 MAX_PIXELS = 40_000_000
@@ -46,11 +47,6 @@ def encode(image: Image.Image, fmt: str, **save_kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **save_kwargs)
     return buffer.getvalue()
-
-
-def png_chunk(chunk_type: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(chunk_type + payload)
-    return struct.pack(">I", len(payload)) + chunk_type + payload + struct.pack(">I", crc)
 
 
 def raw_png(
@@ -668,6 +664,16 @@ def test_flat_pictures_are_blank(colour):
     data = encode(Image.new("RGB", (800, 600), colour), "JPEG", quality=90)
     with pytest.raises(BlankImage, match="cannot show a leaf"):
         image_to_tensor(data, height=150, width=150, max_pixels=MAX_PIXELS, min_spread=0.015)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pixel_spread_is_the_tensor_s_largest_channel_std(seed):
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(1, 255, size=3)  # channels of different spread
+    pixels = (rng.random((150, 150, 3)) * scale).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    expected = (pixels.astype(np.float64) / 255).std(axis=(0, 1)).max()
+    assert pixel_spread(image) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def test_a_dark_real_photo_is_not_blank(photo):
