@@ -116,10 +116,17 @@ def test_ingress_caps_the_body_like_the_api(rendered: dict[str, str]) -> None:
     ingresses = by_kind(docs, "Ingress")
     hosts = {rule["host"] for ingress in ingresses.values() for rule in ingress["spec"]["rules"]}
     assert hosts == {"ui.service.localhost", "api.service.localhost"}
-    for name in ("api", "ui-api"):
+    for name in ("api", "ui-api", "api-predict", "ui-api-predict"):
         annotation = ingresses[name]["metadata"]["annotations"][
             "traefik.ingress.kubernetes.io/router.middlewares"]
         assert "cassava-upload-cap@file" in annotation.split(",")
+    # The limits themselves act in a real Traefik: tests/deploy/test_kubernetes_edge.py.
+    for name in ("api-predict", "ui-api-predict"):
+        annotation = ingresses[name]["metadata"]["annotations"][
+            "traefik.ingress.kubernetes.io/router.middlewares"].split(",")
+        # Counted before the body is buffered.
+        assert annotation.index("cassava-upload-slots@file") < annotation.index(
+            "cassava-upload-cap@file")
     env = {e["name"]: e.get("value") for e in
            by_kind(docs, "Deployment")["api"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MAX_UPLOAD_BYTES"] == "10485760"
