@@ -22,6 +22,9 @@ BATCH_FIELD = "images"
 # A well-formed upload has one part; a few extra are tolerated (and ignored) before giving up.
 MAX_PARTS = 8
 MAX_TEXT_FIELD_BYTES = 64 * 1024
+# What the schema declares for text parts (JSON Schema counts characters): the most characters
+# that always fit the byte cap in UTF-8. Enforced too, so the API accepts what it documents only.
+MAX_TEXT_FIELD_CHARS = MAX_TEXT_FIELD_BYTES // 4
 
 # The request body /docs shows (the handler reads the stream itself, see read_image_upload), with
 # the limits the API enforces, so that schema-driven clients and fuzzers (schemathesis) know them:
@@ -38,7 +41,7 @@ OPENAPI_REQUEST_BODY = {
                                "body, at most MAX_IMAGE_PIXELS pixels, at least MIN_IMAGE_SIDE "
                                "pixels on its short side"}},
             # Other parts are ignored (a few are tolerated); they must be small text fields.
-            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_CHARS},
         },
         "encoding": {FIELD: {"contentType": "image/jpeg, image/png"}},
     }},
@@ -57,7 +60,7 @@ OPENAPI_BATCH_REQUEST_BODY = {
                 "items": {"type": "string", "format": "binary"},
                 "description": "the photos (JPEG or PNG), one file part each, all named 'images'; "
                                "at most MAX_BATCH_FILES of them and MAX_BATCH_BYTES in all"}},
-            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_BYTES // 4},
+            "additionalProperties": {"type": "string", "maxLength": MAX_TEXT_FIELD_CHARS},
         },
         "encoding": {BATCH_FIELD: {"contentType": "image/jpeg, image/png"}},
     }},
@@ -74,7 +77,7 @@ async def _parse_form(request: Request, field: str, *, max_files: int) -> FormDa
     parser = MultiPartParser(request.headers, request.stream(), max_files=max_files,
                              max_fields=MAX_PARTS, max_part_size=MAX_TEXT_FIELD_BYTES)
     try:
-        return await parser.parse()
+        form = await parser.parse()
     except MultiPartException as error:
         if field == BATCH_FIELD and error.message.startswith("Too many files"):
             raise TOO_MANY_IMAGES.error(
@@ -82,6 +85,13 @@ async def _parse_form(request: Request, field: str, *, max_files: int) -> FormDa
                 "per request.") from None
         raise MALFORMED_MULTIPART.error(
             f"The multipart body could not be parsed: {error.message}") from None
+    for name, value in form.multi_items():
+        if isinstance(value, str) and len(value) > MAX_TEXT_FIELD_CHARS:
+            await form.close()
+            raise MALFORMED_MULTIPART.error(
+                f"The text part '{name[:64]}' is longer than {MAX_TEXT_FIELD_CHARS} characters; "
+                "text parts are ignored, send the photo(s) only.")
+    return form
 
 
 async def read_image_upload(request: Request) -> bytes:

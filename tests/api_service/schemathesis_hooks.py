@@ -1,5 +1,6 @@
 """Schemathesis hooks (SCHEMATHESIS_HOOKS=tests.api_service.schemathesis_hooks): real photos for
-the upload's JPEG/PNG parts, so its positive-data check sends what the API must accept.
+the upload's JPEG/PNG parts, so its positive-data check sends what the API must accept, and the
+batch endpoint's photos as an array of file parts.
 
 Loaded by the `st` CLI in its own process, not collected by pytest."""
 
@@ -35,3 +36,18 @@ def _encoded(fmt: str) -> st.SearchStrategy[bytes]:
 
 schemathesis.openapi.media_type("image/jpeg", _encoded("JPEG"))
 schemathesis.openapi.media_type("image/png", _encoded("PNG"))
+
+
+@schemathesis.hook
+def map_body(context: schemathesis.HookContext, body: object) -> object:
+    """The batch endpoint's `images` is an array of file parts, and its `encoding` contentType
+    (JPEG or PNG) applies to each part (OpenAPI 3.1, "Encoding Object"). schemathesis 4.32.5 draws
+    the registered photo strategy for the whole property instead, i.e. ONE photo where the
+    schema says an array, and then sends it without a filename: a plain form field, which the
+    API rightly refuses as "no file". One photo becomes a batch of one here."""
+    # A form body with per-property content types comes wrapped (its dict is `.body`).
+    fields = getattr(body, "body", body)
+    if (getattr(context.operation, "path", None) == "/v1/predict/images"
+            and isinstance(fields, dict) and isinstance(fields.get("images"), bytes)):
+        fields["images"] = [fields["images"]]
+    return body

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.upload import MAX_TEXT_FIELD_CHARS
 from tests.api_service.conftest import FIELD, PROBLEM_JSON
 from tests.support.fake_model_server import FakeModelServer
-from tests.support.images import zeros_png
+from tests.support.images import png_chunk, zeros_png
 from tests.support.paths import leaf_photos
 
 
@@ -36,11 +37,6 @@ def encode(image: Image.Image, fmt: str, **save_kwargs: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **save_kwargs)
     return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(
-        kind + payload))
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -158,6 +154,13 @@ CASES = [
         "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}, 422,
          "malformed_multipart"),
     Case("too-many-parts", raw(lambda: multipart(*[(f"f{i}", None, b"x") for i in range(20)])),
+         422, "malformed_multipart"),
+    # Text parts: the schema declares at most MAX_TEXT_FIELD_CHARS characters (JSON Schema
+    # counts characters), within the parser's byte cap; the API holds the same line.
+    Case("text-part-at-the-declared-length", raw(lambda: multipart(
+        ("note", None, b"n" * MAX_TEXT_FIELD_CHARS), (FIELD, "leaf.jpg", photo_bytes()))), 200),
+    Case("text-part-over-the-declared-length", raw(lambda: multipart(
+        ("note", None, b"n" * (MAX_TEXT_FIELD_CHARS + 1)), (FIELD, "leaf.jpg", photo_bytes()))),
          422, "malformed_multipart"),
 ]
 

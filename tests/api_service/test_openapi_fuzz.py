@@ -21,24 +21,48 @@ pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 100  # per operation and phase; about a minute here
 
 
-def test_schemathesis_finds_no_issue(seed_api: ApiServer, tmp_path: Path) -> None:
+BATCH_PATH = "/v1/predict/images"
+
+
+def schemathesis_run(api: ApiServer, workdir: Path, *options: str) -> str:
+    """`st run` with every check against the API's OpenAPI document; its output."""
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api_service.schemathesis_hooks",
            "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1"}
     result = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "st"), "run", f"{seed_api.base_url}/openapi.json",
+        [str(REPO_ROOT / ".venv" / "bin" / "st"), "run", f"{api.base_url}/openapi.json",
          "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--workers", "1",
-         "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "30",
-         # schemathesis 4.32.5 sends an array of binary parts (the batch endpoint's `images`)
-         # without filenames, i.e. as text fields, which the API rightly does not take for
-         # photos: its positive-data check cannot pass there (docs/reliability.md).
-         "--exclude-path", "/v1/predict/images"],
+         "--request-timeout", "30", *options],
         capture_output=True, text=True, timeout=600, env=env, check=False,
-        cwd=tmp_path)  # its cache directory stays out of the checkout
+        cwd=workdir)  # its cache directory stays out of the checkout
     print(result.stdout[-6000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
-    # Every documented operation but the excluded batch endpoint was tested.
+    return result.stdout
+
+
+def test_schemathesis_finds_no_issue(seed_api: ApiServer, tmp_path: Path) -> None:
+    output = schemathesis_run(
+        seed_api, tmp_path, "--phases", "examples,coverage,fuzzing,stateful",
+        # The batch endpoint has its own run below (its coverage phase cannot pass).
+        "--exclude-path", BATCH_PATH)
+    # Every documented operation but the batch endpoint was tested here.
     paths = httpx.get(f"{seed_api.base_url}/openapi.json", timeout=10).json()["paths"]
     total = sum(1 for item in paths.values() for method in item
                 if method in {"get", "put", "post", "delete", "patch", "head", "options"})
-    assert f"{total - 1} selected / {total} total" in result.stdout
+    assert f"{total - 1} selected / {total} total" in output
+
+
+def test_schemathesis_finds_no_issue_in_the_batch_endpoint(seed_api: ApiServer,
+                                                            tmp_path: Path) -> None:
+    # Its `images` is an array of file parts whose `encoding` names JPEG/PNG for each part;
+    # schemathesis 4.32.5 draws ONE photo for the whole property and sends it without a filename.
+    # The hooks' map_body turns that into a batch of one for generated bodies; the coverage
+    # phase builds that body without the hooks (and once edited before the call, counts it as
+    # schema-violating), so that phase is left out. Positive data only: its negative mode turns
+    # a text part's `string` into a `number`, which a multipart body cannot tell apart on the
+    # wire ("42" either way), so an API accepting it is no finding. The batch endpoint's refusals
+    # are tested case by case in tests/api_service/test_predict_batch.py (docs/reliability.md).
+    output = schemathesis_run(seed_api, tmp_path, "--phases", "examples,fuzzing",
+                              "--mode", "positive", "--include-path", BATCH_PATH)
+    assert "1 selected" in output
+    assert f"{MAX_EXAMPLES} generated, {MAX_EXAMPLES} passed" in output
