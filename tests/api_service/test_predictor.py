@@ -1,6 +1,6 @@
 """Predictor.predict_many: decoding in the pool, one batched call, answers back in file order.
 
-The model server is a stand-in here (fast tier: no servers): it records the shape of every
+The model server is tests/support's stand-in (fast tier: no servers): it records every
 Predict call and answers each image with a row derived from its pixels, so every answer can be
 traced back to its photo. The real model server's side: test_predict_batch.py."""
 
@@ -20,27 +20,27 @@ from app.predictor import Predictor
 from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
+from tests.support.fake_model_server import FakeModelServer
 
 LABELS = tuple(Label(code, code) for code in ("A", "B", "C"))
 
 
-class PixelModel:
-    """Answers class A, B or C for a mostly red, green or blue image; records each call."""
+def colour_shares(images: np.ndarray) -> np.ndarray:
+    """Class A, B or C for a mostly red, green or blue image: its mean red, green, blue shares."""
+    means = images.mean(axis=(1, 2))  # (n, 3)
+    return (means / means.sum(axis=1, keepdims=True)).astype(np.float64)
 
-    def __init__(self, batch: int) -> None:
-        self.calls: list[tuple[int, ...]] = []
-        self._signature = Signature(model_name="m", version=7, name="serving_default",
-                                    input_name="x", height=8, width=8, output_name="y",
-                                    num_classes=3, batch=batch)
 
-    async def signature(self) -> Signature:
-        return self._signature
+def pixel_model(batch: int) -> FakeModelServer:
+    """An 8x8-input, three-class model answering from each image's colours."""
+    return FakeModelServer(model_name="m", version=7, num_classes=3, input_name="x",
+                           output_name="y", height=8, width=8, batch=batch,
+                           rows_for=colour_shares)
 
-    async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
-        self.calls.append(images.shape)
-        means = images.mean(axis=(1, 2))  # (n, 3): mean red, green, blue
-        rows = means / means.sum(axis=1, keepdims=True)
-        return ModelOutput(rows=rows.astype(np.float64), model_name="m", version=7)
+
+def calls(model: FakeModelServer) -> list[tuple[int, ...]]:
+    """The shape of every Predict call's input, in order."""
+    return [images.shape for images in model.received]
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -52,7 +52,7 @@ def png(colour: tuple[int, int, int]) -> bytes:
 RED, GREEN, BLUE = png((200, 20, 20)), png((20, 200, 20)), png((20, 20, 200))
 
 
-def run(model: PixelModel, files: list[bytes]) -> list:
+def run(model: FakeModelServer, files: list[bytes]) -> list:
     async def go() -> list:
         with ThreadPoolExecutor(2) as pool:
             predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
@@ -62,9 +62,9 @@ def run(model: PixelModel, files: list[bytes]) -> list:
 
 
 def test_one_call_for_the_usable_photos_and_answers_in_file_order() -> None:
-    model = PixelModel(batch=-1)
+    model = pixel_model(batch=-1)
     outcomes = run(model, [BLUE, b"GIF89a", RED, RED[:60], GREEN])
-    assert model.calls == [(3, 8, 8, 3)]
+    assert calls(model) == [(3, 8, 8, 3)]
     assert [type(o) for o in outcomes] == [PredictionResponse, UnsupportedImageFormat,
                                            PredictionResponse, TruncatedImage,
                                            PredictionResponse]
@@ -74,52 +74,49 @@ def test_one_call_for_the_usable_photos_and_answers_in_file_order() -> None:
 
 
 def test_a_model_taking_one_image_per_call_gets_one_call_per_photo() -> None:
-    model = PixelModel(batch=1)
+    model = pixel_model(batch=1)
     outcomes = run(model, [GREEN, b"", BLUE])
-    assert model.calls == [(1, 8, 8, 3), (1, 8, 8, 3)]
+    assert calls(model) == [(1, 8, 8, 3), (1, 8, 8, 3)]
     assert [getattr(o, "code", None) for o in outcomes] == ["B", None, "C"]
 
 
 def test_no_usable_photo_no_call() -> None:
-    model = PixelModel(batch=-1)
+    model = pixel_model(batch=-1)
     assert [type(o) for o in run(model, [b"", b"text"])] == [
         EmptyImage, UnsupportedImageFormat]
-    assert model.calls == []
+    assert calls(model) == []
 
 
-class SwitchedModel(PixelModel):
+class SwitchedModel(FakeModelServer):
     """Version 8 with another input size replaced version 7 after the signature was read: the
     first Predict built for 7 is refused (as TF Serving refuses unknown keys or shapes)."""
 
-    def __init__(self, batch: int) -> None:
-        super().__init__(batch)
-        self.old = self._signature
-        self.new = Signature(model_name="m", version=8, name="serving_default", input_name="x2",
-                             height=16, width=16, output_name="y2", num_classes=3, batch=batch)
-
     async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
-        if signature == self.old:
-            self.calls.append(images.shape)
-            self._signature = self.new  # the client dropped its cached signature
+        if signature.version == 7:
+            self.received.append(images)
+            # The new version; the client dropped its cached signature.
+            self.version, self.input_name, self.output_name = 8, "x2", "y2"
+            self.height = self.width = 16
             raise ModelFailed("input size mismatch")
         return await super().predict(signature, images)
 
 
 def test_a_signature_change_after_a_version_switch_is_retried_once_with_the_new_one() -> None:
-    model = SwitchedModel(batch=-1)
+    model = SwitchedModel(model_name="m", version=7, num_classes=3, input_name="x",
+                          output_name="y", height=8, width=8, rows_for=colour_shares)
     outcomes = run(model, [RED, b"", BLUE])
-    assert model.calls == [(2, 8, 8, 3), (2, 16, 16, 3)]  # decoded again at the new size
+    assert calls(model) == [(2, 8, 8, 3), (2, 16, 16, 3)]  # decoded again at the new size
     assert [getattr(o, "code", None) for o in outcomes] == ["A", None, "C"]
 
 
-class BrokenModel(PixelModel):
+class BrokenModel(FakeModelServer):
     async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
-        self.calls.append(images.shape)
+        self.received.append(images)
         raise ModelFailed("the model failed")
 
 
 def test_a_failure_with_an_unchanged_signature_is_not_retried() -> None:
-    model = BrokenModel(batch=-1)
+    model = BrokenModel(model_name="m", version=7, num_classes=3, height=8, width=8)
     with pytest.raises(ModelFailed):
         run(model, [RED, GREEN])
-    assert model.calls == [(2, 8, 8, 3)]
+    assert calls(model) == [(2, 8, 8, 3)]

@@ -6,6 +6,7 @@ classes); the real client is tested against the real model server in tests/api_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,12 +21,20 @@ from tests.support.reference import SEED_INPUT, SEED_OUTPUT
 class FakeModelServer:
     """What the API asks the model server, answered from these fields. Set `failure` to make
     every call raise it (a ModelServerError subclass, as the real client raises); set
-    `available` to [] for a model server that has no version loaded yet."""
+    `available` to [] for a model server that has no version loaded yet; set `rows_for` to
+    answer each image with a row computed from its pixels instead of `probabilities`."""
 
     model_name: str = SEED_MODEL_NAME
     version: int = 1
     probabilities: tuple[float, ...] = (0.05, 0.1, 0.05, 0.7, 0.1)
     num_classes: int | None = 5
+    # The signature: the seed model's unless a test serves another shape.
+    input_name: str = SEED_INPUT
+    output_name: str = SEED_OUTPUT
+    height: int = 150
+    width: int = 150
+    batch: int = -1  # -1: any number of images per call; 1: exactly one
+    rows_for: Callable[[np.ndarray], np.ndarray] | None = None
     available: list[int] = field(default_factory=lambda: [1])
     failure: ModelServerError | None = None
     received: list[np.ndarray] = field(default_factory=list)  # the tensors given to predict()
@@ -47,13 +56,17 @@ class FakeModelServer:
     async def signature(self) -> Signature:
         self._fail_if_asked()
         return Signature(model_name=self.model_name, version=self.version,
-                         name="serving_default", input_name=SEED_INPUT, height=150, width=150,
-                         output_name=SEED_OUTPUT, num_classes=self.num_classes)
+                         name="serving_default", input_name=self.input_name, height=self.height,
+                         width=self.width, output_name=self.output_name,
+                         num_classes=self.num_classes, batch=self.batch)
 
     async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
         self._fail_if_asked()
         self.received.append(image)
-        rows = np.tile(np.array(self.probabilities, np.float32), (image.shape[0], 1))
+        if self.rows_for is not None:
+            rows = self.rows_for(image)
+        else:
+            rows = np.tile(np.array(self.probabilities, np.float32), (image.shape[0], 1))
         return ModelOutput(rows=rows, model_name=self.model_name, version=self.version)
 
     async def close(self) -> None:
