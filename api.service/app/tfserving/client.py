@@ -131,12 +131,6 @@ def channel_options(retry_attempts: int, lb_policy: str = "round_robin",
     ]
 
 
-def _method_name(method: grpc.aio.UnaryUnaryMultiCallable) -> str:
-    """"Predict" for "/tensorflow.serving.PredictionService/Predict"."""
-    path = getattr(method, "_method", b"")
-    return (path.decode() if isinstance(path, bytes) else str(path)).rsplit("/", 1)[-1]
-
-
 def error_for(code: grpc.StatusCode, details: str | None) -> ModelServerError:
     """Classify a gRPC status into the three failures the API distinguishes."""
     message = f"{code.name}: {details or ''}".strip()
@@ -196,7 +190,9 @@ class TFServingClient:
             spec.signature_name = self.signature_name
         return spec
 
-    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: Message) -> Message:
+    async def _call(self, name: str, method: grpc.aio.UnaryUnaryMultiCallable,
+                    request: Message) -> Message:
+        """method(request) within the deadline, counted in the metrics under `name`."""
         self._reopen_if_due()  # the next call goes to the new channel; this one, to the old
         # The request id travels as gRPC metadata; the model server logs it.
         current = request_id.CURRENT.get()
@@ -208,13 +204,13 @@ class TFServingClient:
             code = error.code()
             raise error_for(code, error.details()) from None
         finally:
-            metrics.record_model_call(_method_name(method), code.name,
+            metrics.record_model_call(name, code.name,
                                       time.perf_counter() - started)
 
     async def available_versions(self) -> list[int]:
         """Versions of the model that GetModelStatus reports AVAILABLE."""
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=self._model_spec())
-        reply = await self._call(self._models.GetModelStatus, request)
+        reply = await self._call("GetModelStatus", self._models.GetModelStatus, request)
         return sorted(status.version for status in reply.model_version_status
                       if status.state == AVAILABLE)
 
@@ -228,7 +224,8 @@ class TFServingClient:
                 return self._signatures[self._current_version]
             request = get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=self._model_spec(), metadata_field=["signature_def"])
-            reply = await self._call(self._predictions.GetModelMetadata, request)
+            reply = await self._call("GetModelMetadata", self._predictions.GetModelMetadata,
+                                    request)
             try:
                 signature = signature_from_metadata(reply, self.signature_name)
             except SignatureError as error:
@@ -247,7 +244,7 @@ class TFServingClient:
                                              output_filter=[signature.output_name])
         request.inputs[signature.input_name].CopyFrom(to_tensor_proto(image))
         try:
-            reply = await self._call(self._predictions.Predict, request)
+            reply = await self._call("Predict", self._predictions.Predict, request)
         except ModelFailed:
             self._current_version = None  # e.g. INVALID_ARGUMENT: the signature may have changed
             raise
