@@ -21,6 +21,7 @@ from tests.api_service.conftest import FIELD, PROBLEM_JSON
 from tests.support.fake_model_server import FakeModelServer
 from tests.support.images import png_chunk, zeros_png
 from tests.support.paths import leaf_photos
+from tests.support.uploads import multipart
 
 
 @cache
@@ -54,19 +55,6 @@ def sixteen_bit_grey_png() -> bytes:
 def palette_png_with_transparency() -> bytes:
     palette = photo().convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
     return encode(palette, "PNG", transparency=0)
-
-
-def multipart(*parts: tuple[str, str | None, bytes]) -> tuple[bytes, str]:
-    """A hand-made multipart body: (field name, filename or None for a text field, data)."""
-    boundary = "leafboundary"
-    chunks = []
-    for name, filename, data in parts:
-        disposition = f'form-data; name="{name}"' + (
-            f'; filename="{filename}"' if filename else "")
-        chunks.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-                      + data + b"\r\n")
-    body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass(frozen=True)

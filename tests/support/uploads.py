@@ -1,7 +1,8 @@
-"""Uploads as a raw HTTP/1.1 client with `Expect: 100-continue` (as curl sends bodies over
-1 MiB): the server asks for the body only once it reads it, so a test can hold an upload
-half-sent, and an upload refused before its body (a 429 at the proxy) is answered cleanly
-instead of being reset half-way through 10 MB."""
+"""Multipart bodies built by hand (exact bytes, any malformation a test needs), and uploads as
+a raw HTTP/1.1 client with `Expect: 100-continue` (as curl sends bodies over 1 MiB): the server
+asks for the body only once it reads it, so a test can hold an upload half-sent, and an upload
+refused before its body (a 429 at the proxy) is answered cleanly instead of being reset half-way
+through 10 MB."""
 
 from __future__ import annotations
 
@@ -9,14 +10,27 @@ import socket
 import uuid
 
 
+def multipart(*parts: tuple[str, str | None, bytes] | tuple[str, str | None, bytes, str]
+              ) -> tuple[bytes, str]:
+    """A hand-made multipart/form-data body and its content type. Each part is (field name,
+    filename or None for a text field, data[, the part's Content-Type])."""
+    boundary = uuid.uuid4().hex
+    chunks = []
+    for name, filename, data, *content_type in parts:
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+        if filename:
+            head += f'; filename="{filename}"'
+        if content_type:
+            head += f"\r\nContent-Type: {content_type[0]}"
+        chunks.append(f"{head}\r\n\r\n".encode() + data + b"\r\n")
+    return (b"".join(chunks) + f"--{boundary}--\r\n".encode(),
+            f"multipart/form-data; boundary={boundary}")
+
+
 def multipart_photo(data: bytes, field: str = "image_to_predict",
                     filename: str = "leaf.jpg") -> tuple[bytes, str]:
     """A multipart/form-data body with `data` as the one file part, and its content type."""
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
-    return (head + data + f"\r\n--{boundary}--\r\n".encode(),
-            f"multipart/form-data; boundary={boundary}")
+    return multipart((field, filename, data, "image/jpeg"))
 
 
 class RawUpload:
