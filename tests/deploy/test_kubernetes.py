@@ -29,6 +29,7 @@ from tests.deploy.kube import (
     render,
     tool,
 )
+from tests.support.edge_config import dynamic_default
 from tests.support.paths import MODEL_REPOSITORY, SCRIPTS_DIR
 
 
@@ -131,6 +132,22 @@ def test_ingress_caps_the_body_like_the_api(rendered: dict[str, str]) -> None:
            by_kind(docs, "Deployment")["api"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MAX_UPLOAD_BYTES"] == "10485760"
     assert env["MODEL_SERVER_ADDRESS"] == "dns:///model:8500"
+
+
+def test_client_limits_are_the_edge_defaults() -> None:
+    # One policy: the ConfigMap repeats traefik/dynamic.yml's defaults (Kubernetes' file provider
+    # gets no environment to template them from), so they must not drift apart.
+    base = yaml.safe_load_all((KUBERNETES_DIR / "base" / "ingress.yaml").read_text())
+    configmap = next(doc for doc in base if doc["kind"] == "ConfigMap")
+    middlewares = yaml.safe_load(configmap["data"]["cassava-middlewares.yml"])["http"][
+        "middlewares"]
+    rate = middlewares["cassava-client-rate-limit"]["rateLimit"]
+    inflight = middlewares["cassava-client-inflight"]["inFlightReq"]
+    assert (str(rate["average"]), rate["period"], str(rate["burst"]), str(inflight["amount"])) \
+        == tuple(dynamic_default(name) for name in ("RATE_LIMIT_AVERAGE", "RATE_LIMIT_PERIOD",
+                                                     "RATE_LIMIT_BURST", "INFLIGHT_PER_CLIENT"))
+    for limit in (rate, inflight):  # the TCP peer, as dynamic.yml: X-Forwarded-For cannot dodge it
+        assert limit["sourceCriterion"] == {"ipStrategy": {"depth": 0}}
 
 
 @pytest.mark.parametrize("name", ["labels.json", "model.json"])

@@ -9,21 +9,19 @@ can hold its slot half-sent, and a refused one is told so before it sends 10 MiB
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.edge_config import dynamic_default
 from tests.support.local_stack import API_HOST, LocalStack
-from tests.support.paths import REPO_ROOT
 from tests.support.uploads import RawUpload, multipart_photo
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-SLOTS = int(re.search(r'env "UPLOAD_SLOTS" \| default "(\d+)"',
-                      (REPO_ROOT / "traefik" / "dynamic.yml").read_text())[1])
+SLOTS = int(dynamic_default("UPLOAD_SLOTS"))
 
 
 def maximum_upload(photo: bytes) -> tuple[bytes, str]:
