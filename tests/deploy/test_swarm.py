@@ -13,7 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.swarm_lab import API_HOST, NODES, UI_HOST, Lab, LoadResult, SteadyLoad
+from tests.deploy.swarm_lab import (
+    API_HOST,
+    NODES,
+    STACK,
+    UI_HOST,
+    Lab,
+    LoadResult,
+    SteadyLoad,
+)
 
 # The first test also pays for the lab (images built, loaded into three nodes, stack up; the last,
 # for its removal): far more than the suite's default timeout on a cold machine.
@@ -43,8 +51,13 @@ def converged(lab: Lab, *services: str) -> bool:
     return True
 
 
-def report(name: str, result: LoadResult) -> None:
+def report(name: str, result: LoadResult, lab: Lab) -> None:
     print(f"\n[swarm] {name}: {result.summary()}")
+    if result.failures:  # the problem documents hide the gRPC status: the API's logs name it
+        logs = lab.docker(1, "service", "logs", "--since", "10m", f"{STACK}_api", check=False,
+                          timeout=60)
+        print("\n".join(line for line in (logs.stdout + logs.stderr).splitlines()
+                        if '"WARNING"' in line or '"ERROR"' in line)[-6000:])
 
 
 @pytest.fixture
@@ -84,7 +97,7 @@ def test_balance_over_api_and_model_replicas(swarm_lab: Lab, photo: Path) -> Non
                     client_ips=swarm_lab.client_ips()) as load:
         time.sleep(20)
     result = load.result()
-    report("balance", result)
+    report("balance", result, swarm_lab)
     assert result.failures == []
     model_requests = [(swarm_lab.received_bytes(node, cid) - before) / TENSOR_BYTES
                       for (node, cid), before in zip(models, bytes_before, strict=True)]
@@ -108,7 +121,7 @@ def test_killing_a_model_container_fails_no_request(swarm_lab: Lab, photo: Path)
                         timeout=80, what="replacement model container")
         time.sleep(3)
     result = load.result()
-    report(f"model container killed (replaced in {took:.0f} s)", result)
+    report(f"model container killed (replaced in {took:.0f} s)", result, swarm_lab)
     assert result.sent >= 5 * result.seconds * 0.9
     assert result.failures == []
 
@@ -127,7 +140,7 @@ def test_rolling_api_update_fails_no_request(swarm_lab: Lab, photo: Path) -> Non
         took = time.monotonic() - started
         time.sleep(3)
     result = load.result()
-    report(f"rolling API update ({took:.0f} s)", result)
+    report(f"rolling API update ({took:.0f} s)", result, swarm_lab)
     images = {swarm_lab.docker(node, "inspect", "--format", "{{.Config.Image}}", cid).stdout
               .strip() for node, cid in swarm_lab.containers("api")}
     assert images == {new_image}
@@ -153,7 +166,7 @@ def test_new_model_version_rolls_out_with_no_failed_request(swarm_lab: Lab, phot
         took = time.monotonic() - started
         time.sleep(5)
     result = load.result()
-    report(f"new model version ({took:.0f} s)", result)
+    report(f"new model version ({took:.0f} s)", result, swarm_lab)
     assert result.failures == []
     assert result.versions[2] > 0
     late = httpx.post(swarm_lab.url(1, PREDICT), headers={"Host": API_HOST}, timeout=30,
@@ -181,7 +194,7 @@ def test_node_cut_off_replicas_return_within_120_s(swarm_lab: Lab, photo: Path) 
         took = wait_for(back, timeout=120, what="replicas back on the surviving nodes")
         time.sleep(10)
     result = load.result()
-    report(f"node {victim} cut off (replicas back in {took:.0f} s)", result)
+    report(f"node {victim} cut off (replicas back in {took:.0f} s)", result, swarm_lab)
     # Recorded in docs/scale-out.md; bounded: calls that were in flight on the lost node, and
     # calls routed to it before Traefik's health check and gRPC noticed.
     assert len(result.failures) <= 0.1 * result.sent, result.failures
