@@ -208,11 +208,6 @@ class ModelVersions:
             status.state, status.servable = END, None
         log.info(f"Done unloading servable version {sid}")
 
-    def unload_all(self) -> None:
-        for status in list(self._versions.values()):
-            if status.state == AVAILABLE:
-                self._unload(status)
-
     def run(self, poll_wait_seconds: float) -> None:
         """The polling loop: poll every poll_wait_seconds; once if 0; never if negative."""
         if poll_wait_seconds < 0:
