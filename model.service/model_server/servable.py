@@ -55,7 +55,7 @@ def _keys(names) -> str:
     return ",".join(sorted(names))
 
 
-class Signature:
+class CallableSignature:
     """A SignatureDef made callable: validated feeds, fetches by alias, cached session callables."""
 
     def __init__(self, name: str, definition: meta_graph_pb2.SignatureDef,
@@ -149,13 +149,13 @@ class Servable:
         self.path = path
         self.session = session
         self.meta_graph = meta_graph
-        self.signatures = {key: Signature(key, definition, session)
+        self.signatures = {key: CallableSignature(key, definition, session)
                            for key, definition in meta_graph.signature_def.items()}
         self._users = 0
         self._closing = False
         self._idle = threading.Condition()
 
-    def signature(self, name: str) -> Signature:
+    def signature(self, name: str) -> CallableSignature:
         key = name or DEFAULT_SIGNATURE
         try:
             return self.signatures[key]
