@@ -232,6 +232,12 @@ class ModelVersions:
             status.state, status.servable = END, None
         log.info(f"Done unloading servable version {sid}")
 
+    def unload_all(self) -> None:
+        """Every available version, when the model leaves the config."""
+        for status in list(self._versions.values()):
+            if status.state == AVAILABLE:
+                self._unload(status)
+
     def run(self, poll_wait_seconds: float) -> None:
         """The polling loop: poll every poll_wait_seconds; with 0, once and again only when the
         config changes; never if negative. Ends (unloading everything) when the model is retired."""

@@ -11,6 +11,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from model_server.config import ModelConfig
 from model_server.manager import AVAILABLE, END, ModelVersions, Spec
 from model_server.servable import Servable
+from tests.support.waiting import wait_until
 
 
 class RecordingSession:
@@ -54,3 +55,17 @@ def test_a_hung_request_does_not_block_the_next_version(tmp_path: Path) -> None:
     assert not poller.is_alive()
     assert {s.version: s.state for s in model.statuses()} == {2: AVAILABLE, 1: END}
     assert old.session.closed.is_set()
+
+
+def test_a_model_removed_from_the_config_is_unloaded(tmp_path: Path) -> None:
+    publish(tmp_path, 1)
+    model = ModelVersions(ModelConfig("m", tmp_path), make_servable, threading.Event())
+    poller = threading.Thread(target=model.run, args=(3600,))
+    poller.start()
+    wait_until(lambda: model.available_versions() == {1}, 30, "version 1 loaded")
+    loaded = model.statuses()[0].servable
+    model.retire()
+    poller.join(30)
+    assert not poller.is_alive()
+    assert {s.version: s.state for s in model.statuses()} == {1: END}
+    assert loaded.session.closed.is_set()
