@@ -107,7 +107,7 @@ def get_model_status(registry: ModelRegistry, request: get_model_status_pb2.GetM
     name = request.model_spec.name
     version = request.model_spec.version.value if request.model_spec.HasField("version") else None
     if version is None and request.model_spec.version_label:
-        version = registry.model(name).resolve_label(request.model_spec.version_label)
+        version = registry.resolve_label(name, request.model_spec.version_label)
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in registry.status(name, version):
         entry = response.model_version_status.add()

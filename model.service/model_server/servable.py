@@ -176,12 +176,14 @@ class Servable:
             if self._users == 0:
                 self._idle.notify_all()
 
-    def unload(self, timeout: float | None = None) -> None:
-        """Refuse new requests, wait for those in flight, then free the session."""
+    def unload(self, timeout: float | None = None) -> bool:
+        """Refuse new requests, wait up to `timeout` seconds for those in flight, then free the
+        session (which cancels a run still going). True if every request had finished."""
         with self._idle:
             self._closing = True
-            self._idle.wait_for(lambda: self._users == 0, timeout)
+            drained = self._idle.wait_for(lambda: self._users == 0, timeout)
         self.session.close()
+        return drained
 
 
 def _read_saved_model(path: Path) -> None:
