@@ -43,7 +43,7 @@ class Predictor:
     def __init__(self, client: TFServingClient, labels: tuple[Label, ...], decode_pool: Executor,
                  *, max_pixels: int, low_confidence_threshold: float,
                  decode_budget: DecodeBudget | None = None, min_image_side: int = 1,
-                 min_pixel_spread: float = 0.0) -> None:
+                 min_pixel_spread: float = 0.0, decodes_per_batch: int = 2) -> None:
         self.client = client
         self.labels = labels
         self.decode_pool = decode_pool
@@ -52,6 +52,7 @@ class Predictor:
         self.decode_budget = decode_budget
         self.min_image_side = min_image_side
         self.min_pixel_spread = min_pixel_spread
+        self.decodes_per_batch = decodes_per_batch
 
     async def signature(self) -> Signature:
         """The served signature, checked against the labels."""
@@ -118,7 +119,16 @@ class Predictor:
                           ) -> list[np.ndarray | PartRefused]:
         """Each photo's tensor, or the exception saying why it cannot be used. Every part takes
         its own share of the decode budget, in request order, like single uploads do."""
-        decoded = await asyncio.gather(*(self._decode(photo, signature) for photo in photos),
+        # At most `decodes_per_batch` (the pool's threads) of one batch's parts in the budget's
+        # queue at once: no fewer decodes run side by side, but a batch of 16 giants cannot queue
+        # ahead of every other client's photo (served in turn, issue 20).
+        turns = asyncio.Semaphore(self.decodes_per_batch)
+
+        async def decode(photo: bytes) -> np.ndarray:
+            async with turns:
+                return await self._decode(photo, signature)
+
+        decoded = await asyncio.gather(*(decode(photo) for photo in photos),
                                        return_exceptions=True)
         for outcome in decoded:  # a bug or a cancellation is not a bad photo
             if isinstance(outcome, BaseException) and not isinstance(outcome, PartRefused):
