@@ -48,10 +48,17 @@ class DecodeBudget:
     def waiting(self) -> int:
         return len(self._queue)
 
-    async def run(self, pool: Executor, cost: int, work: Callable[[], T]) -> T:
-        """work() in the pool once `cost` bytes (at most the capacity) are reserved."""
+    def deadline(self) -> float:
+        """The event loop time by which a wait starting now gives up: parts of one batch share
+        one, so a batch waits no longer than a single photo does."""
+        return asyncio.get_running_loop().time() + self.max_wait
+
+    async def run(self, pool: Executor, cost: int, work: Callable[[], T],
+                  deadline: float | None = None) -> T:
+        """work() in the pool once `cost` bytes (at most the capacity) are reserved; waits until
+        `deadline` (loop time; default: max_wait from now) at the latest."""
         cost = min(max(cost, 0), self.capacity)  # the per-image cap is the caller's to check
-        await self._reserve(cost)
+        await self._reserve(cost, self.deadline() if deadline is None else deadline)
         loop = asyncio.get_running_loop()
         try:
             future = pool.submit(work)
@@ -61,14 +68,17 @@ class DecodeBudget:
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release, cost))
         return await asyncio.wrap_future(future)
 
-    async def _reserve(self, cost: int) -> None:
+    async def _reserve(self, cost: int, deadline: float) -> None:
         if not self._queue and self._free >= cost:
             self._free -= cost
             return
-        waiter = _Waiter(cost, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        if deadline <= loop.time():
+            raise BudgetExhausted(f"{cost:,} bytes not free within {self.max_wait:g} s")
+        waiter = _Waiter(cost, loop.create_future())
         self._queue.append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter.granted), self.max_wait)
+            await asyncio.wait_for(asyncio.shield(waiter.granted), deadline - loop.time())
         except BaseException as error:  # timed out or cancelled
             if waiter.granted.done() and not waiter.granted.cancelled():
                 # Granted in the same instant: hand the bytes on rather than leak them.

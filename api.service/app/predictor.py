@@ -122,11 +122,14 @@ class Predictor:
         # At most `decodes_per_batch` (the pool's threads) of one batch's parts in the budget's
         # queue at once: no fewer decodes run side by side, but a batch of 16 giants cannot queue
         # ahead of every other client's photo (served in turn, issue 20).
+        # All parts give up at the same time, as one photo would: a batch's answer is not
+        # delayed past DECODE_WAIT_SECONDS by its own parts.
         turns = asyncio.Semaphore(self.decodes_per_batch)
+        deadline = self.decode_budget.deadline() if self.decode_budget else None
 
         async def decode(photo: bytes) -> np.ndarray:
             async with turns:
-                return await self._decode(photo, signature)
+                return await self._decode(photo, signature, deadline)
 
         decoded = await asyncio.gather(*(decode(photo) for photo in photos),
                                        return_exceptions=True)
@@ -148,9 +151,10 @@ class Predictor:
             return list(await asyncio.gather(
                 *(self.client.predict(signature, tensor) for tensor in tensors)))
 
-    async def _decode(self, image: bytes, signature: Signature) -> np.ndarray:
+    async def _decode(self, image: bytes, signature: Signature,
+                      deadline: float | None = None) -> np.ndarray:
         """The photo -> the model's (1, H, W, 3) input, in the worker pool, within the decode
-        memory budget."""
+        memory budget (waiting for it until `deadline`, default DECODE_WAIT_SECONDS from now)."""
         loop = asyncio.get_running_loop()
         budget = self.decode_budget
         decode = partial(image_to_tensor, image, height=signature.height, width=signature.width,
@@ -166,7 +170,7 @@ class Predictor:
             cost = decode_cost(image, height=signature.height, width=signature.width,
                                max_pixels=self.max_pixels)
             return await budget.run(self.decode_pool, cost,
-                                    _detached(decode, trim=cost > TRIM_AFTER_BYTES))
+                                    _detached(decode, trim=cost > TRIM_AFTER_BYTES), deadline)
 
     def _answer(self, values: np.ndarray, output: ModelOutput, request_id: str
                 ) -> PredictionResponse:

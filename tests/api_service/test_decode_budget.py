@@ -173,3 +173,20 @@ def test_a_cancelled_waiter_leaves_the_queue():
 
     run(main())
     assert budget.in_use == 0
+
+
+def test_a_deadline_already_past_is_refused_at_once_while_the_budget_is_busy():
+    budget = DecodeBudget(100, max_wait=10)
+    release = threading.Event()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            holder = asyncio.ensure_future(budget.run(pool, 100, lambda: release.wait(5)))
+            await asyncio.sleep(0.05)
+            with pytest.raises(BudgetExhausted):
+                await budget.run(pool, 1, lambda: None, budget.deadline() - 1)
+            assert budget.waiting == 0
+            release.set()
+            await holder
+
+    run(main())
