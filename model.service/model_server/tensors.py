@@ -157,9 +157,3 @@ def fill_proto(proto: tensor_pb2.TensorProto, array: np.ndarray, as_content: boo
             np.ascontiguousarray(array).view(dtype.field_numpy).ravel().tolist())
     else:
         getattr(proto, dtype.field).extend(array.ravel().tolist())
-
-
-def to_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:
-    proto = tensor_pb2.TensorProto()
-    fill_proto(proto, np.asarray(array), as_content)
-    return proto

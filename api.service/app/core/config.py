@@ -74,6 +74,6 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
+def settings_from_environment() -> Settings:
     """The process's settings (cached: the environment is read once)."""
     return Settings()

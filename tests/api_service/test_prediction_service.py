@@ -1,4 +1,5 @@
-"""Predictor.predict_many: decoding in the pool, one batched call, answers back in file order.
+"""PredictionService.predict_many: decoding in the pool, one batched call, answers back in file
+order.
 
 The model server is tests/support's stand-in (fast tier: no servers): it records every
 Predict call and answers each image with a row derived from its pixels, so every answer can be
@@ -18,7 +19,7 @@ from PIL import Image
 from app.decode_budget import BudgetExhausted, DecodeBudget
 from app.imaging import BlankImage, EmptyImage, TruncatedImage, UnsupportedImageFormat
 from app.labels import Label
-from app.predictor import Predictor
+from app.prediction_service import PredictionService
 from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
@@ -57,9 +58,10 @@ RED, GREEN, BLUE = png((200, 20, 20)), png((20, 200, 20)), png((20, 20, 200))
 def run(model: FakeModelServer, files: list[bytes]) -> list:
     async def go() -> list:
         with ThreadPoolExecutor(2) as pool:
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
-                                  low_confidence_threshold=0.5)
-            return await predictor.predict_many([lambda data=data: data for data in files], "r1")
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5) 
+            return await service.predict_many([lambda data=data: data for data in files], "r1")
     return asyncio.run(go())
 
 
@@ -151,10 +153,11 @@ def test_a_refused_photo_keeps_no_decoded_image_alive() -> None:
 
     async def go() -> list:
         with ThreadPoolExecutor(2) as pool:
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**7,  # type: ignore[arg-type]
-                                  low_confidence_threshold=0.5, min_pixel_spread=0.015,
-                                  decode_budget=DecodeBudget(10**9, max_wait=5))
-            return await predictor.predict_many([buffer.getvalue], "r1")
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**7,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, min_pixel_spread=0.015,
+                decode_budget=DecodeBudget(10**9, max_wait=5))
+            return await service.predict_many([buffer.getvalue], "r1")
 
     (blank,) = asyncio.run(go())
     assert isinstance(blank, BlankImage)
@@ -172,10 +175,11 @@ def test_parts_that_do_not_get_the_decode_budget_in_time_are_refused_in_their_pl
             budget = DecodeBudget(10**6, max_wait=0.05)
             holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
             await asyncio.sleep(0.01)
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
-                                  low_confidence_threshold=0.5, decode_budget=budget)
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, decode_budget=budget)
             try:
-                return await predictor.predict_many([lambda: RED, lambda: b""], "r1")
+                return await service.predict_many([lambda: RED, lambda: b""], "r1")
             finally:
                 release.set()
                 await holder
@@ -197,10 +201,10 @@ def test_a_batch_queues_at_most_its_share_of_parts_for_the_decode_budget() -> No
             budget = DecodeBudget(10**6, max_wait=5)
             holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
             await asyncio.sleep(0.01)
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
-                                  low_confidence_threshold=0.5, decode_budget=budget,
-                                  decodes_per_batch=2)
-            many = asyncio.ensure_future(predictor.predict_many([lambda: RED] * 6, "r1"))
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, decode_budget=budget, decodes_per_batch=2)
+            many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
             await asyncio.sleep(0.05)
             waiting.append(budget.waiting)
             release.set()

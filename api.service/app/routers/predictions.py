@@ -8,7 +8,13 @@ from starlette.datastructures import UploadFile
 
 from app.core.problems import Problem, ProblemError, problem_body
 from app.decode_budget import BudgetExhausted
-from app.deps import ImageUploadDep, ImageUploadsDep, PredictorDep, RequestIdDep, SettingsDep
+from app.deps import (
+    ImageUploadDep,
+    ImageUploadsDep,
+    PredictionServiceDep,
+    RequestIdDep,
+    SettingsDep,
+)
 from app.errors import (
     BLANK_IMAGE,
     BODY_TOO_LARGE,
@@ -48,10 +54,10 @@ RESPONSES = openapi_responses(
     DECODER_BUSY, MODEL_MISCONFIGURED, MODEL_TIMEOUT)
 
 
-async def predict_image(image: ImageUploadDep, predictor: PredictorDep,
+async def predict_image(image: ImageUploadDep, service: PredictionServiceDep,
                         request_id: RequestIdDep) -> PredictionResponse:
     """Classify the leaf photo in the multipart field `image_to_predict` (JPEG or PNG)."""
-    return await predictor.predict(image, request_id)
+    return await service.predict(image, request_id)
 
 
 _ROUTE = {"methods": ["POST"], "responses": RESPONSES, "summary": "Classify a cassava leaf photo",
@@ -69,12 +75,13 @@ BATCH_RESPONSES = openapi_responses(
 @router.post("/v1/predict/images", responses=BATCH_RESPONSES, operation_id="predict_images_v1",
              summary="Classify several cassava leaf photos in one request",
              openapi_extra={"requestBody": OPENAPI_BATCH_REQUEST_BODY})
-async def predict_images(parts: ImageUploadsDep, predictor: PredictorDep, settings: SettingsDep,
-                         request_id: RequestIdDep) -> BatchPredictionResponse:
+async def predict_images(parts: ImageUploadsDep, service: PredictionServiceDep,
+                         settings: SettingsDep, request_id: RequestIdDep
+                         ) -> BatchPredictionResponse:
     """Classify every photo in the multipart field `images`: one result per part, in order."""
     files = [part for part in parts if isinstance(part, UploadFile)]
-    outcomes = iter(await predictor.predict_many([upload.file.read for upload in files],
-                                                 request_id))
+    outcomes = iter(await service.predict_many([upload.file.read for upload in files],
+                                               request_id))
     results: list[BatchPrediction | BatchProblem] = []
     for index, part in enumerate(parts):
         if isinstance(part, str):
