@@ -60,7 +60,7 @@ def run(model: FakeModelServer, files: list[bytes]) -> list:
         with ThreadPoolExecutor(2) as pool:
             service = PredictionService(
                 model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
-                low_confidence_threshold=0.5) 
+                low_confidence_threshold=0.5)
             return await service.predict_many([lambda data=data: data for data in files], "r1")
     return asyncio.run(go())
 

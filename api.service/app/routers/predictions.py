@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-
 from starlette.datastructures import UploadFile
 
 from app.core.problems import Problem, ProblemError, problem_body
@@ -38,8 +37,8 @@ from app.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     decoder_busy,
     image_problem,
-    text_part_problem,
     openapi_responses,
+    text_part_problem,
 )
 from app.imaging import ImageRejected
 from app.schemas import BatchPrediction, BatchPredictionResponse, BatchProblem, PredictionResponse
