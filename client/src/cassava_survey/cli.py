@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def diagnose(paths: tuple[Path, ...], api: str, out: Path, geojson: Path | None,
                f"{len(skipped)} files skipped", err=True)
     failure: ApiError | None = None
     with click.progressbar(length=len(photos) - done, label="diagnosing",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:  # click 8.5 deprecates get_text_stream
         try:
             asyncio.run(_run(photos, journal, client, batch_size, batch_mib, concurrency,
                              bar.update))

@@ -40,7 +40,7 @@ COLUMNS = tuple(field.name for field in fields(Row))
 
 def row_from_result(file: str, result: Mapping[str, Any], exif: Exif) -> Row:
     """One entry of the batch endpoint's `results` (a prediction or a problem) -> a row."""
-    place = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
+    place: dict[str, Any] = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
              "longitude": exif.longitude}
     prediction = result.get("prediction")
     if isinstance(prediction, Mapping):
