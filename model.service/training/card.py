@@ -36,6 +36,9 @@ FIELDS: dict[str, tuple[type | None, ...]] = {
 }
 METRIC_FIELDS = {"name": (str,), "value": (int, float), "data": (str,), "source": (str,),
                  "quote": (str, None)}
+# The optional "on_device" entry: the version's TFLite artifact (training.on_device).
+ON_DEVICE_FIELDS = {"format": (str,), "file": (str,), "sha256": (str,), "bytes": (int,),
+                    "quantization": (str,)}
 
 
 def _check_fields(where: str, data: Any, fields: dict[str, tuple[type | None, ...]]) -> None:
@@ -62,6 +65,8 @@ def check_card(card: Any, where: str = "model card") -> dict:
         raise PublishError(f"{where}: 'limitations' must be a list of strings")
     for index, metric in enumerate(card["metrics"]):
         _check_fields(f"{where}: metric {index}", metric, METRIC_FIELDS)
+    if card.get("on_device") is not None:
+        _check_fields(f"{where}: on_device", card["on_device"], ON_DEVICE_FIELDS)
     return card
 
 
