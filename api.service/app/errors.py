@@ -24,7 +24,7 @@ from app.core.problems import (
 )
 from app.core.request_id import request_id_of
 from app.decode_budget import BudgetExhausted
-from app.predictor import LabelsMismatch
+from app.prediction_service import LabelsMismatch
 from app.tfserving.client import ModelFailed, ModelTimeout, ModelUnavailable
 
 log = logging.getLogger(__name__)

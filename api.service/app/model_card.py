@@ -1,8 +1,9 @@
 """The model card of the served version: <model dir>/model.json beside labels.json.
 
 The file holds one card per version ({"versions": {"1": card, ...}}; written by
-scripts/convert-model, scripts/train-demo-model and scripts/get-model). It is read on each
-request, so a version that lands while the API runs is described without a restart.
+scripts/convert-model, scripts/train-demo-model and scripts/get-model, which check each card with
+this module's ModelCard: one schema for the tools and the API). It is read on each request, so a
+version that lands while the API runs is described without a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 class Metric(BaseModel):
     """A figure about the model, with where it comes from."""
 
+    # strict: JSON types as written ("demo": 1 or "value": true is a mistake in a card, not a
+    # bool or a number to coerce); fields this schema does not know are ignored.
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(examples=["accuracy"])
     value: float = Field(examples=[0.8935])
     data: str = Field(description="what it was measured on")
@@ -34,7 +40,10 @@ class Metric(BaseModel):
 
 
 class OnDeviceEntry(BaseModel):
-    """The version's on-device (TensorFlow Lite) artifact, as its publisher recorded it."""
+    """The version's on-device (TensorFlow Lite) artifact, as its publisher recorded it
+    (model.service/training/on_device.py; docs/mobile.md)."""
+
+    model_config = ConfigDict(strict=True)
 
     format: Literal["tflite"]
     file: str = Field(examples=["assets.extra/model.tflite"],
@@ -48,6 +57,8 @@ class OnDeviceEntry(BaseModel):
 
 class ModelCard(BaseModel):
     """What the model is, what it was trained on, what it is for, and whether it is a demo."""
+
+    model_config = ConfigDict(strict=True)
 
     name: str = Field(examples=["Cassava demo CNN (synthetic leaves)"])
     description: str
@@ -67,7 +78,7 @@ class ModelCard(BaseModel):
     @classmethod
     def _unusable_entry_is_none(cls, value: Any, handler: ValidatorFunctionWrapHandler
                                 ) -> OnDeviceEntry | None:
-        """A malformed on_device entry costs the artifact, not the whole card."""
+        """A malformed on_device entry costs the artifact (logged), not the whole card."""
         try:
             return handler(value)
         except ValidationError as error:

@@ -112,6 +112,13 @@ LOAD_LATENCY = Counter(":tensorflow:cc:saved_model:load_latency",
                        "Latency in microseconds for SavedModels that were successfully loaded.",
                        ["model_path"], registry=REGISTRY)
 
+# This server's own (TF Serving logs a refused config but counts nothing): --model_config_file
+# reloads refused, the last good config staying in force (reload.py).
+CONFIG_RELOAD_FAILURES = Counter(
+    "model_server_config_reload_failures",
+    "Model config file reloads refused (unreadable, unparsable or invalid); the last good config "
+    "stays in force.", registry=REGISTRY)
+
 
 def record_call(api: str, model_name: str, model_version: int | None, code: grpc.StatusCode,
                 seconds: float) -> None:

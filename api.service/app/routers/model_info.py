@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from app.deps import PredictorDep, SettingsDep
+from app.deps import PredictionServiceDep, SettingsDep
 from app.errors import MODEL_TIMEOUT, MODEL_UNAVAILABLE, ON_DEVICE_NOT_FOUND, openapi_responses
 from app.model_card import ModelCard, card_path, load_card
 from app.on_device import OnDeviceArtifact, find_artifact, read_verified
@@ -68,9 +68,10 @@ def _artifact(settings: SettingsDep, version: int) -> OnDeviceArtifact | None:
 
 
 @router.get("/v1/model", responses=openapi_responses(MODEL_UNAVAILABLE, MODEL_TIMEOUT))
-async def describe_model(predictor: PredictorDep, settings: SettingsDep) -> ModelDescription:
+async def describe_model(service: PredictionServiceDep,
+                         settings: SettingsDep) -> ModelDescription:
     """Describe the served model: version, labels, model card (is it a demo?), on-device file."""
-    client = predictor.client
+    client = service.client
     versions = await client.available_versions()
     # Unversioned requests go to the highest AVAILABLE version; MODEL_VERSION pins one.
     served = settings.MODEL_VERSION or max(versions, default=None)
@@ -83,7 +84,7 @@ async def describe_model(predictor: PredictorDep, settings: SettingsDep) -> Mode
     artifact = await asyncio.to_thread(find_artifact, path.parent, served, card)
     return ModelDescription(
         name=client.model_name, version=served,
-        labels=[LabelInfo(code=label.code, name=label.name) for label in predictor.labels],
+        labels=[LabelInfo(code=label.code, name=label.name) for label in service.labels],
         demo=card.demo if card else None, card=card,
         on_device=OnDeviceModel.of(artifact) if artifact else None)
 

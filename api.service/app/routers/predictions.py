@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.core.problems import Problem, problem_body
-from app.deps import ImageUploadDep, ImageUploadsDep, PredictorDep, RequestIdDep
+from app.deps import ImageUploadDep, ImageUploadsDep, PredictionServiceDep, RequestIdDep
 from app.errors import (
     BLANK_IMAGE,
     BODY_TOO_LARGE,
@@ -43,10 +43,10 @@ RESPONSES = openapi_responses(
     DECODER_BUSY, MODEL_MISCONFIGURED, MODEL_TIMEOUT)
 
 
-async def predict_image(image: ImageUploadDep, predictor: PredictorDep,
+async def predict_image(image: ImageUploadDep, service: PredictionServiceDep,
                         request_id: RequestIdDep) -> PredictionResponse:
     """Classify the leaf photo in the multipart field `image_to_predict` (JPEG or PNG)."""
-    return await predictor.predict(image, request_id)
+    return await service.predict(image, request_id)
 
 
 _ROUTE = {"methods": ["POST"], "responses": RESPONSES, "summary": "Classify a cassava leaf photo",
@@ -64,10 +64,10 @@ BATCH_RESPONSES = openapi_responses(
 @router.post("/v1/predict/images", responses=BATCH_RESPONSES, operation_id="predict_images_v1",
              summary="Classify several cassava leaf photos in one request",
              openapi_extra={"requestBody": OPENAPI_BATCH_REQUEST_BODY})
-async def predict_images(images: ImageUploadsDep, predictor: PredictorDep,
+async def predict_images(images: ImageUploadsDep, service: PredictionServiceDep,
                          request_id: RequestIdDep) -> BatchPredictionResponse:
     """Classify every photo in the multipart field `images`: one result per file, in order."""
-    outcomes = await predictor.predict_many([upload.file.read for upload in images], request_id)
+    outcomes = await service.predict_many([upload.file.read for upload in images], request_id)
     results: list[BatchPrediction | BatchProblem] = []
     for index, (upload, outcome) in enumerate(zip(images, outcomes, strict=True)):
         if isinstance(outcome, ImageRejected):

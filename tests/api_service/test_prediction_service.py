@@ -1,4 +1,5 @@
-"""Predictor.predict_many: decoding in the pool, one batched call, answers back in file order.
+"""PredictionService.predict_many: decoding in the pool, one batched call, answers back in file
+order.
 
 The model server is tests/support's stand-in (fast tier: no servers): it records every
 Predict call and answers each image with a row derived from its pixels, so every answer can be
@@ -16,7 +17,7 @@ from PIL import Image
 
 from app.imaging import EmptyImage, TruncatedImage, UnsupportedImageFormat
 from app.labels import Label
-from app.predictor import Predictor
+from app.prediction_service import PredictionService
 from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
@@ -55,9 +56,9 @@ RED, GREEN, BLUE = png((200, 20, 20)), png((20, 200, 20)), png((20, 20, 200))
 def run(model: FakeModelServer, files: list[bytes]) -> list:
     async def go() -> list:
         with ThreadPoolExecutor(2) as pool:
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+            service = PredictionService(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
                                   low_confidence_threshold=0.5)
-            return await predictor.predict_many([lambda data=data: data for data in files], "r1")
+            return await service.predict_many([lambda data=data: data for data in files], "r1")
     return asyncio.run(go())
 
 

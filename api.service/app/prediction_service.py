@@ -13,9 +13,9 @@ import numpy as np
 
 from app.core import memory, metrics
 from app.decode_budget import DecodeBudget
+from app.diagnosis import build_prediction
 from app.imaging import ImageRejected, decode_cost, image_to_tensor
 from app.labels import Label
-from app.prediction import build_prediction
 from app.schemas import ModelInfo, PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput, TFServingClient
 from app.tfserving.signature import Signature
@@ -33,7 +33,7 @@ class LabelsMismatch(Exception):
     """labels.json and the model disagree on the number of classes (a deployment error)."""
 
 
-class Predictor:
+class PredictionService:
     """Holds what a prediction needs for the life of the process."""
 
     def __init__(self, client: TFServingClient, labels: tuple[Label, ...], decode_pool: Executor,
