@@ -54,7 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.prediction_service = PredictionService(
         client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
         low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD, decode_budget=budget,
-        min_image_side=settings.MIN_IMAGE_SIDE, min_pixel_spread=settings.MIN_PIXEL_SPREAD)
+        min_image_side=settings.MIN_IMAGE_SIDE, min_pixel_spread=settings.MIN_PIXEL_SPREAD,
+        decodes_per_batch=settings.DECODE_WORKERS)
     log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,
              settings.MODEL_SERVER_ADDRESS, len(labels), settings.LABELS_PATH)
     try:
