@@ -318,6 +318,7 @@ function render() {
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll('[data-i18n-alt]')) el.alt = t(el.dataset.i18nAlt);
   document.title = t('app.title');
+  document.querySelector('meta[name="description"]').content = t('app.description');
   $('lang').value = language;
   $('offline').hidden = navigator.onLine;
   $('demo-notice').hidden = !(state.model && state.model.demo);
