@@ -58,7 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
         low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD, decode_budget=budget,
         min_image_side=settings.MIN_IMAGE_SIDE, min_pixel_spread=settings.MIN_PIXEL_SPREAD,
-        card_file=card_path(settings.LABELS_PATH),
+        decodes_per_batch=settings.DECODE_WORKERS, card_file=card_path(settings.LABELS_PATH),
         rollout=RolloutFile(settings.ROLLOUT_FILE, api_metrics.record_rollout_file_error),
         shadow=ShadowTasks(settings.SHADOW_MAX_CONCURRENT, api_metrics.record_shadow_dropped))
     log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,

@@ -26,9 +26,6 @@ TRAEFIK_STATIC = TRAEFIK_DIR / "traefik.yml"
 # compares them): http2server=0 turns off Go's HTTP/2 server, so the public entry point speaks
 # no cleartext HTTP/2 (h2c), which Traefik v3 offers no option to refuse.
 TRAEFIK_GODEBUG = "http2server=0"
-# uvicorn's keep-alive (seconds), as in api.service/Dockerfile (a unit test compares them): longer
-# than Traefik's idleConnTimeout, so the proxy never reuses a connection uvicorn is closing.
-API_KEEP_ALIVE_SECONDS = 100
 
 
 def traefik_entry_points() -> list[str]:
@@ -92,11 +89,11 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             {"grpc": p["MODEL_GRPC_PORT"], "rest": p["MODEL_REST_PORT"]}),
         Service(
             "api",
-            [python, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(p["API_PORT"]), "--proxy-headers",
-             "--forwarded-allow-ips", "127.0.0.1", "--timeout-graceful-shutdown", "3",
-             "--timeout-keep-alive", str(API_KEEP_ALIVE_SECONDS)],
-            {**base_env, "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
+            # The image's command line (app/server.py), listening on loopback only.
+            [python, "-m", "app"],
+            {**base_env, "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(p["API_PORT"]),
+             "FORWARDED_ALLOW_IPS": "127.0.0.1",
+             "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
              "MODEL_NAME": c.model_name, "LABELS_PATH": str(c.labels_path),
              "ROLLOUT_FILE": str(c.model_base_path / "rollout.json"),
              "MAX_UPLOAD_BYTES": str(c.max_upload_bytes)},
