@@ -135,9 +135,7 @@ def main(argv: list[str]) -> int:
                 print("soak needs --rate or --capacity-json", file=sys.stderr)
                 return 2
             seconds, users = args.minutes * 60, args.users or 16
-        elif args.profile == "smoke":
-            rate, seconds, users = args.rate, args.seconds or 30.0, args.users or 8
-        else:
+        else:  # smoke and fixed
             rate, seconds, users = args.rate, args.seconds or 30.0, args.users or 8
         window = 60.0 if seconds >= 300 else 10.0
         result = run_load(args.url, mix, users=users, seconds=seconds, out_dir=args.out,

@@ -32,7 +32,7 @@ def test_the_fast_lane_collects_no_heavy_test_and_imports_no_tensorflow() -> Non
     collected = {line for line in lines if "::" in line}
     files = {test.split("::")[0] for test in collected}
     # The unit tier is there, in-process API tests included...
-    assert "tests/api_service/routers/test_predict.py::test_response_contract" in collected
+    assert "tests/api_service/routers/test_predictions.py::test_response_contract" in collected
     assert "tests/api_service/test_bad_input.py::test_bad_input_gets_its_documented_answer" \
            "[zero-bytes]" in collected
     assert {"tests/api_service/test_imaging.py", "tests/api_service/test_labels.py",

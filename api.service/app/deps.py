@@ -9,7 +9,7 @@ from starlette.datastructures import UploadFile
 
 from app.core.config import Settings
 from app.core.request_id import choose_request_id, request_id_of
-from app.predictor import Predictor
+from app.prediction_service import PredictionService
 from app.upload import read_image_upload, read_image_uploads
 
 
@@ -17,8 +17,8 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_predictor(request: Request) -> Predictor:
-    return request.app.state.predictor
+def get_prediction_service(request: Request) -> PredictionService:
+    return request.app.state.prediction_service
 
 
 def get_request_id(request: Request) -> str:
@@ -26,7 +26,7 @@ def get_request_id(request: Request) -> str:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ImageUploadDep = Annotated[bytes, Depends(read_image_upload)]
-ImageUploadsDep = Annotated[list[UploadFile], Depends(read_image_uploads)]
+ImageUploadsDep = Annotated[list[UploadFile | str], Depends(read_image_uploads)]

@@ -24,7 +24,7 @@ from app.core.problems import (
 )
 from app.core.request_id import request_id_of
 from app.decode_budget import BudgetExhausted
-from app.predictor import LabelsMismatch
+from app.prediction_service import LabelsMismatch
 from app.tfserving.client import ModelFailed, ModelTimeout, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,19 @@ def add_problem_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     return openapi
 
 
+def decoder_busy(retry_after: int) -> ProblemError:
+    """The problem for a decode that did not get its memory in time (a whole request, or one
+    photo of a batch)."""
+    return DECODER_BUSY.error(f"Too many large images are being decoded right now; retry in "
+                              f"{retry_after} s.", headers={"Retry-After": str(retry_after)})
+
+
+def text_part_problem(field: str) -> ProblemError:
+    """The problem for a text part where a photo (a file part) belongs."""
+    return MISSING_FIELD.error(f"This part of '{field}' is a text field, not a file; send each "
+                               "photo as a file part (with a filename).")
+
+
 def install_error_handlers(app: FastAPI, settings: Settings) -> None:
     """Turn every exception into application/problem+json; nothing leaks internals."""
 
@@ -179,10 +192,7 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
 
     async def on_decoder_busy(request: Request, error: Exception) -> Response:
         log.warning("decode budget exhausted: %s", error)
-        return respond(request, DECODER_BUSY.error(
-            f"Too many large images are being decoded right now; retry in "
-            f"{settings.RETRY_AFTER_SECONDS} s.",
-            headers={"Retry-After": str(settings.RETRY_AFTER_SECONDS)}))
+        return respond(request, decoder_busy(settings.RETRY_AFTER_SECONDS))
 
     async def on_model_failed(request: Request, error: Exception) -> Response:
         log.error("model server error: %s", error)

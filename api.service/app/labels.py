@@ -23,6 +23,12 @@ def parse_labels(text: str, source: str = "labels.json") -> tuple[Label, ...]:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         raise LabelsError(f"{source}: not JSON ({error})") from None
+    return check_labels(raw, source)
+
+
+def check_labels(raw: object, source: str = "labels.json") -> tuple[Label, ...]:
+    """The one rule for a labels file, decoded: the API starts with it, and the publishing tools
+    (scripts/convert-model, get-model, train-demo-model) write only what it accepts."""
     if not isinstance(raw, list) or not raw:
         raise LabelsError(f"{source}: expected a non-empty JSON list of labels")
     labels = []

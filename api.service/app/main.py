@@ -13,15 +13,15 @@ from fastapi.openapi.utils import get_openapi
 
 from app.core import logs, memory
 from app.core.body_limit import BodySizeLimitMiddleware
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, settings_from_environment
 from app.core.metrics import ObservedRequestsMiddleware
 from app.core.request_id import RequestIdMiddleware
 from app.decode_budget import DecodeBudget
 from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
-from app.predictor import LabelsMismatch, Predictor
-from app.routers import health, metrics, model_info, predict
+from app.prediction_service import LabelsMismatch, PredictionService
+from app.routers import health, metrics, model_info, predictions
 from app.tfserving.client import TFServingClient
 
 log = logging.getLogger("app")
@@ -51,25 +51,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         attempt_timeout=settings.MODEL_ATTEMPT_TIMEOUT_SECONDS)
     pool = ThreadPoolExecutor(settings.DECODE_WORKERS, thread_name_prefix="decode")
     budget = DecodeBudget(settings.DECODE_MEMORY_BYTES, max_wait=settings.DECODE_WAIT_SECONDS)
-    app.state.predictor = Predictor(client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
-                                    low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD,
-                                    decode_budget=budget, min_image_side=settings.MIN_IMAGE_SIDE,
-                                    min_pixel_spread=settings.MIN_PIXEL_SPREAD)
+    app.state.prediction_service = PredictionService(
+        client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
+        low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD, decode_budget=budget,
+        min_image_side=settings.MIN_IMAGE_SIDE, min_pixel_spread=settings.MIN_PIXEL_SPREAD,
+        decodes_per_batch=settings.DECODE_WORKERS)
     log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,
              settings.MODEL_SERVER_ADDRESS, len(labels), settings.LABELS_PATH)
     try:
-        await _check_model(app.state.predictor)
+        await _check_model(app.state.prediction_service)
         yield
     finally:
         await client.close()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-async def _check_model(predictor: Predictor) -> None:
+async def _check_model(service: PredictionService) -> None:
     """Fetch the signature early so a labels/model mismatch is logged at startup. The model
     server may legitimately start later: the API still starts, and /readyz says 503 meanwhile."""
     try:
-        await predictor.signature()
+        await service.signature()
     except LabelsMismatch as error:
         log.error("MISCONFIGURED: %s Fix LABELS_PATH or the model; /readyz stays 503.", error)
     except Exception as error:
@@ -79,12 +80,12 @@ async def _check_model(predictor: Predictor) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own Settings."""
-    settings = settings or get_settings()
+    settings = settings or settings_from_environment()
     app = FastAPI(title="Cassava leaf disease API", version="1.0.0", description=DESCRIPTION,
                   lifespan=lifespan, root_path=settings.ROOT_PATH, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_docs(app)  # Swagger UI from local files (app/docs.py); no ReDoc (CDN only)
-    app.include_router(predict.router)
+    app.include_router(predictions.router)
     app.include_router(health.router)
     app.include_router(model_info.router)
     if settings.METRICS_ENABLED:

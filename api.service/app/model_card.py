@@ -1,8 +1,9 @@
 """The model card of the served version: <model dir>/model.json beside labels.json.
 
 The file holds one card per version ({"versions": {"1": card, ...}}; written by
-scripts/convert-model, scripts/train-demo-model and scripts/get-model). It is read on each
-request, so a version that lands while the API runs is described without a restart.
+scripts/convert-model, scripts/train-demo-model and scripts/get-model, which check each card with
+this module's ModelCard: one schema for the tools and the API). It is read on each request, so a
+version that lands while the API runs is described without a restart.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import json
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
 
 class Metric(BaseModel):
     """A figure about the model, with where it comes from."""
+
+    # strict: JSON types as written ("demo": 1 or "value": true is a mistake in a card, not a
+    # bool or a number to coerce); fields this schema does not know are ignored.
+    model_config = ConfigDict(strict=True)
 
     name: str = Field(examples=["accuracy"])
     value: float = Field(examples=[0.8935])
@@ -28,6 +33,8 @@ class Metric(BaseModel):
 
 class ModelCard(BaseModel):
     """What the model is, what it was trained on, what it is for, and whether it is a demo."""
+
+    model_config = ConfigDict(strict=True)
 
     name: str = Field(examples=["Cassava demo CNN (synthetic leaves)"])
     description: str

@@ -57,7 +57,9 @@ class BatchProblem(BaseModel):
     filename: str | None = Field(description="the part's filename, as sent",
                                  examples=["notes.txt"])
     problem: Problem = Field(description="what POST /v1/predict/image would answer for this "
-                                         "file alone (400, 413 or 415)")
+                                         "file alone (413, 415 or 422; 503 decoder_busy when "
+                                         "its decode memory was not free in time; 422 "
+                                         "missing_field for a text part)")
 
 
 class BatchPredictionResponse(BaseModel):

@@ -115,8 +115,9 @@ async def read_image_upload(request: Request) -> bytes:
         await form.close()
 
 
-async def read_image_uploads(request: Request) -> AsyncIterator[list[UploadFile]]:
-    """The files of the `images` field, in request order; closed after the request."""
+async def read_image_uploads(request: Request) -> AsyncIterator[list[UploadFile | str]]:
+    """The parts of the `images` field, in request order: files, and text parts (each answered
+    as a problem in its place); closed after the request."""
     max_files = request.app.state.settings.MAX_BATCH_FILES
     form = await _parse_form(request, BATCH_FIELD, max_files=max_files)
     try:
@@ -126,12 +127,12 @@ async def read_image_uploads(request: Request) -> AsyncIterator[list[UploadFile]
             raise UNEXPECTED_FILE.error(
                 f"The request holds files outside the field '{BATCH_FIELD}' "
                 f"({', '.join(dict.fromkeys(elsewhere))}); send every photo in '{BATCH_FIELD}'.")
-        uploads = [value for value in form.getlist(BATCH_FIELD) if isinstance(value, UploadFile)]
-        if not uploads:
+        parts = form.getlist(BATCH_FIELD)
+        if not any(isinstance(value, UploadFile) for value in parts):
             got = f" (got: {', '.join(dict.fromkeys(form.keys()))})" if form else ""
             raise MISSING_FIELD.error(
                 f"No file in the multipart field '{BATCH_FIELD}'{got}; send one file part per "
                 "photo, each named 'images'.")
-        yield uploads
+        yield parts
     finally:
         await form.close()

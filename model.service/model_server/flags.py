@@ -16,8 +16,7 @@ FALSE_WORDS = {"false", "0", "no", "f", "n"}
 # TF Serving flags this server does not implement (main.cc, 2.x): accepted, ignored, warned about.
 IGNORED_TF_SERVING_FLAGS = frozenset({
     "grpc_socket_path", "rest_api_enable_cors_support",
-    "enable_batching", "allow_version_labels_for_unavailable_models", "batching_parameters_file",
-    "model_config_file_poll_wait_seconds", "num_load_threads", "num_unload_threads",
+    "enable_batching", "batching_parameters_file", "num_load_threads", "num_unload_threads",
     "flush_filesystem_caches", "tensorflow_session_parallelism", "use_alts_credentials",
     "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
     "enable_model_warmup", "num_request_iterations_for_warmup",
@@ -49,6 +48,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("model_name", str, "default", "name of the model (single-model mode)"),
     Flag("model_base_path", str, "", "path of the model's versions (single-model mode)"),
     Flag("model_config_file", str, "", "text-format ModelServerConfig (model_config_list)"),
+    Flag("model_config_file_poll_wait_seconds", int, 0,
+         "seconds between re-reads of --model_config_file; 0 = read once at start-up"),
+    Flag("allow_version_labels_for_unavailable_models", bool, False,
+         "a new (or unchanged) version label may name a version that is not loaded yet"),
+    Flag("servable_unload_timeout_seconds", float, 30.0,
+         "longest wait for a version's running requests before it is unloaded anyway "
+         "(this server's own flag)"),
     Flag("monitoring_config_file", str, "",
          "text-format MonitoringConfig; prometheus_config { enable: true } serves metrics on the "
          "REST port"),

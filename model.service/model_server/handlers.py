@@ -16,11 +16,11 @@ from tensorflow_serving.apis import (
 from model_server import tensors
 from model_server.errors import invalid_argument
 from model_server.manager import ModelRegistry, Spec
-from model_server.servable import Signature
+from model_server.servable import CallableSignature
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
-Decoder = Callable[[Signature], dict[str, np.ndarray]]
+Decoder = Callable[[CallableSignature], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def run_signature(registry: ModelRegistry, spec: Spec, signature_name: str, deco
 
 def proto_inputs(request: predict_pb2.PredictRequest) -> Decoder:
     """Inputs from the request's TensorProtos."""
-    def decode(signature: Signature) -> dict[str, np.ndarray]:
+    def decode(signature: CallableSignature) -> dict[str, np.ndarray]:
         signature.check_input_aliases(request.inputs.keys())
         arrays = {}
         for alias, proto in request.inputs.items():
@@ -107,7 +107,7 @@ def get_model_status(registry: ModelRegistry, request: get_model_status_pb2.GetM
     name = request.model_spec.name
     version = request.model_spec.version.value if request.model_spec.HasField("version") else None
     if version is None and request.model_spec.version_label:
-        version = registry.model(name).resolve_label(request.model_spec.version_label)
+        version = registry.resolve_label(name, request.model_spec.version_label)
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in registry.status(name, version):
         entry = response.model_version_status.add()

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow loads only now, after the cheap checks (and with the signal handlers in place).
     from model_server import grpc_service, rest, rest_server, servable
     from model_server.manager import ModelRegistry, ModelVersions
+    from model_server.reload import ConfigReloader
 
     tags = [t for t in parsed.saved_model_tags.split(",") if t]
     session_config = servable.session_config(parsed.tensorflow_intra_op_parallelism,
@@ -89,14 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         with monitoring.timed_load(path):
             return servable.load(name, version, path, tags, session_config)
 
+    def make(model: config.ModelConfig) -> ModelVersions:
+        return ModelVersions(model, load, stop, parsed.max_num_load_retries,
+                             parsed.load_retry_interval_micros / 1e6,
+                             parsed.servable_unload_timeout_seconds)
+
+    pollers: list[ModelVersions] = []  # started once the servers listen
+    registry = ModelRegistry()
     log.info("Adding/updating models.")
-    managed = []
-    for model in models:
-        log.info(f"(Re-)adding model: {model.name} (base path {model.base_path}, version policy "
-                 f"{model.policy.describe()})")
-        managed.append(ModelVersions(model, load, stop, parsed.max_num_load_retries,
-                                     parsed.load_retry_interval_micros / 1e6))
-    registry = ModelRegistry(managed)
+    try:
+        registry.apply(models, make, pollers.append,
+                       parsed.allow_version_labels_for_unavailable_models)
+    except config.ConfigError as error:
+        log.error(f"Failed to start server. Error: {error}")
+        return 1
 
     try:
         grpc_server = grpc_service.start(
@@ -130,9 +137,18 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("--monitoring_config_file enables Prometheus metrics, but they are served on "
                     "the REST port and --rest_api_port is 0")
 
-    for model in managed:
+    def start_polling(model: ModelVersions) -> None:
         threading.Thread(target=model.run, args=(parsed.file_system_poll_wait_seconds,),
                          name=f"poll-{model.name}", daemon=True).start()
+
+    for model in pollers:
+        start_polling(model)
+    if parsed.model_config_file and parsed.model_config_file_poll_wait_seconds > 0:
+        reloader = ConfigReloader(Path(parsed.model_config_file), registry, make, start_polling,
+                                  parsed.allow_version_labels_for_unavailable_models)
+        threading.Thread(target=reloader.run, args=(parsed.model_config_file_poll_wait_seconds,
+                                                    stop),
+                         name="poll-model-config", daemon=True).start()
 
     while not stop.wait(3600):
         pass

@@ -5,6 +5,12 @@ aspired versions; new ones are loaded one at a time, and an old version is unloa
 aspired version is AVAILABLE (TF Serving's availability-preserving transition), so a rollout never
 fails a request. A version that fails to load stays in GetModelStatus as END with its error while
 the previous version keeps serving.
+
+The registry applies a whole ModelServerConfig at once (`apply`): models added, removed or
+re-configured, and the version labels swapped atomically, with TF Serving's rule that a label may
+only name a version that is AVAILABLE (or, with --allow_version_labels_for_unavailable_models, a
+label that is new or unchanged). A config that breaks a rule is refused as a whole: the last good
+one stays in force and nothing unloads.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import grpc
 
 from model_server import repository
-from model_server.config import ModelConfig
+from model_server.config import ConfigError, ModelConfig
 from model_server.errors import ServingError, from_exception, invalid_argument, not_found
 from model_server.logs import servable_id
 
@@ -29,6 +35,11 @@ log = logging.getLogger("model_server")
 START, LOADING, AVAILABLE, UNLOADING, END = 10, 20, 30, 40, 50
 
 Loader = Callable[[str, int, Path], object]  # (name, version, path) -> Servable
+
+# How long an unload waits for the requests still holding a version before it frees the version
+# anyway (their inference is cancelled): a hung call must not keep the poller from loading the
+# next version forever. TF Serving has no flag for it; --servable_unload_timeout_seconds sets it.
+DEFAULT_UNLOAD_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
@@ -47,7 +58,7 @@ class Spec:
 
     name: str
     version: int | None = None
-    label: str | None = None
+    label: str | None = None  # the label the version was resolved from, if any
 
     def describe(self) -> str:
         """As TF Serving's ServableRequest::DebugString."""
@@ -60,10 +71,14 @@ class ModelVersions:
     """The versions of one model and their states; polled by its own thread."""
 
     def __init__(self, config: ModelConfig, loader: Loader, stop: threading.Event,
-                 max_load_retries: int = 0, load_retry_interval: float = 0.0) -> None:
+                 max_load_retries: int = 0, load_retry_interval: float = 0.0,
+                 unload_timeout: float = DEFAULT_UNLOAD_TIMEOUT_SECONDS) -> None:
         self.config = config
         self._load = loader
         self._stop = stop
+        self._unload_timeout = unload_timeout
+        self._wake = threading.Event()  # a new config: poll now, not at the next interval
+        self._retired = False  # removed from the config: unload everything and stop polling
         self._max_load_retries = max_load_retries
         self._load_retry_interval = load_retry_interval
         self._lock = threading.Lock()
@@ -113,11 +128,18 @@ class ModelVersions:
         finally:
             servable.release()
 
-    def resolve_label(self, label: str) -> int:
-        version = self.config.version_labels.get(label)
-        if version is None:
-            raise invalid_argument(f"Unrecognized servable version label: {label}")
-        return version
+    def available_versions(self) -> set[int]:
+        return set(self._available)
+
+    def reconfigure(self, config: ModelConfig) -> None:
+        """A new policy or base path, applied by the next poll (which runs at once)."""
+        self.config = config
+        self._wake.set()
+
+    def retire(self) -> None:
+        """The model left the config: its poller unloads every version and ends."""
+        self._retired = True
+        self._wake.set()
 
     # -- the polling side --------------------------------------------------------------------
     def _note(self, level: int, message: str) -> None:
@@ -203,34 +225,46 @@ class ModelVersions:
             self._set_available()  # new requests stop seeing it
         log.info(f"Quiescing servable version {sid}")
         log.info(f"Unloading servable version {sid}")
-        status.servable.unload()
+        if not status.servable.unload(self._unload_timeout):
+            log.warning(f"Unloading servable version {sid}: requests still running after "
+                        f"{self._unload_timeout:g} s are cancelled")
         with self._lock:
             status.state, status.servable = END, None
         log.info(f"Done unloading servable version {sid}")
 
     def unload_all(self) -> None:
+        """Every available version, when the model leaves the config."""
         for status in list(self._versions.values()):
             if status.state == AVAILABLE:
                 self._unload(status)
 
     def run(self, poll_wait_seconds: float) -> None:
-        """The polling loop: poll every poll_wait_seconds; once if 0; never if negative."""
+        """The polling loop: poll every poll_wait_seconds; with 0, once and again only when the
+        config changes; never if negative. Ends (unloading everything) when the model is retired."""
         if poll_wait_seconds < 0:
             return
         while not self._stop.is_set():
+            if self._retired:
+                self.unload_all()
+                return
             try:
                 self.poll_once()
             except Exception:  # the poller must survive anything the file system does
                 log.exception(f"Polling model {self.name} failed")
-            if poll_wait_seconds == 0 or self._stop.wait(poll_wait_seconds):
-                return
+            self._wake.wait(poll_wait_seconds if poll_wait_seconds > 0 else None)
+            self._wake.clear()
 
 
 class ModelRegistry:
-    """All configured models, by name; what the gRPC and REST handlers ask."""
+    """All configured models, by name, and their version labels; what the handlers ask."""
 
-    def __init__(self, models: list[ModelVersions]) -> None:
-        self.models = {m.name: m for m in models}
+    def __init__(self, models: list[ModelVersions] | None = None,
+                 labels: dict[str, dict[str, int]] | None = None) -> None:
+        self.models = {m.name: m for m in models or ()}
+        # model -> label -> version; replaced as a whole, read without a lock.
+        self.labels: dict[str, dict[str, int]] = labels if labels is not None else {
+            m.name: dict(m.config.version_labels) for m in models or ()}
+        self._apply_lock = threading.Lock()
 
     def model(self, name: str, spec_for_error: Spec | None = None) -> ModelVersions:
         try:
@@ -239,16 +273,37 @@ class ModelRegistry:
             spec = spec_for_error or Spec(name)
             raise not_found(f"Servable not found for request: {spec.describe()}") from None
 
+    def resolve_label(self, name: str, label: str) -> int:
+        """ServerCore::GetModelVersionForLabel."""
+        version = self.labels.get(name, {}).get(label)
+        if version is None:
+            raise invalid_argument(f"Unrecognized servable version label: {label}")
+        return version
+
     def spec(self, name: str, version: int | None, label: str | None) -> Spec:
-        """A request's ModelSpec, its version label resolved from the model's config."""
+        """A request's ModelSpec, its version label resolved from the current label map."""
         if label:
-            version = self.model(name).resolve_label(label)
+            return Spec(name, self.resolve_label(name, label), label)
         return Spec(name, version)
 
     @contextmanager
     def hold(self, spec: Spec) -> Iterator[object]:
-        with self.model(spec.name, spec).hold(spec) as servable:
+        model = self.model(spec.name, spec)
+        try:
+            held = model.hold(spec)
+            servable = held.__enter__()
+        except ServingError:
+            # A label moved (promote, rollback) between resolving it and holding its version,
+            # and the old version is already going: the label's new version answers instead.
+            current = self.spec(spec.name, None, spec.label) if spec.label else spec
+            if current == spec:
+                raise
+            held = model.hold(current)
+            servable = held.__enter__()
+        try:
             yield servable
+        finally:
+            held.__exit__(None, None, None)
 
     def status(self, name: str, version: int | None) -> list[VersionStatus]:
         """GetModelStatus's versions, with TF Serving's NOT_FOUND messages."""
@@ -261,3 +316,68 @@ class ModelRegistry:
         elif not statuses:
             raise not_found(f"Could not find any versions of model {name}")
         return statuses
+
+    # -- configuration --------------------------------------------------------------------------
+    def check(self, configs: list[ModelConfig], allow_unavailable_labels: bool
+              ) -> dict[str, dict[str, int]]:
+        """The label map a config would give, or ConfigError if it must be refused.
+
+        TF Serving's UpdateModelVersionLabelMap: a label must name an AVAILABLE version; with
+        --allow_version_labels_for_unavailable_models, a label that is new or keeps its version
+        may name one that is not loaded yet. Stricter than TF Serving (which accepts them and
+        serves nothing): a `specific` version or a label naming a version that is not on disk,
+        or that the version policy will not serve, refuses the whole config.
+        """
+        labels: dict[str, dict[str, int]] = {}
+        for config in configs:
+            on_disk = repository.scan_versions(config.base_path) or {}
+            if config.policy.kind == "specific":
+                missing = sorted(config.policy.versions - set(on_disk))
+                if missing:
+                    raise ConfigError(
+                        f"model {config.name}: model_version_policy names version(s) "
+                        f"{', '.join(map(str, missing))}, not found under {config.base_path}")
+            aspired = set(config.policy.select(list(on_disk)))
+            model = self.models.get(config.name)
+            available = model.available_versions() if model else set()
+            for label, version in sorted(config.version_labels.items()):
+                if version not in aspired:
+                    raise ConfigError(
+                        f"model {config.name}: label {label} names version {version}, which is "
+                        f"not under {config.base_path} or not served by its version policy "
+                        f"({config.policy.describe()})")
+                existing = self.labels.get(config.name, {}).get(label)
+                allowed = allow_unavailable_labels and existing in (None, version)
+                if not allowed and version not in available:
+                    raise ConfigError(
+                        f"FAILED_PRECONDITION: Request to assign label to version {version} of "
+                        f"model {config.name}, which is not currently available for inference")
+            labels[config.name] = dict(config.version_labels)
+        return labels
+
+    def apply(self, configs: list[ModelConfig], make: Callable[[ModelConfig], ModelVersions],
+              start: Callable[[ModelVersions], None], allow_unavailable_labels: bool) -> None:
+        """Make `configs` the served configuration, or raise ConfigError and change nothing."""
+        with self._apply_lock:
+            labels = self.check(configs, allow_unavailable_labels)
+            # Labels first: a version a label leaves may be unloaded as soon as a poller wakes.
+            self.labels = labels
+            wanted = {config.name: config for config in configs}
+            for name in [n for n in self.models if n not in wanted]:
+                log.info(f"Removing model {name}: no longer in the config")
+                models = dict(self.models)
+                models.pop(name).retire()
+                self.models = models
+            for name, config in wanted.items():
+                model = self.models.get(name)
+                if model is None:
+                    log.info(f"(Re-)adding model: {name} (base path {config.base_path}, "
+                             f"version policy {config.policy.describe()})")
+                    model = make(config)
+                    self.models = {**self.models, name: model}
+                    start(model)
+                elif model.config != config:
+                    log.info(f"Updating model: {name} (base path {config.base_path}, version "
+                             f"policy {config.policy.describe()}, labels "
+                             f"{dict(sorted(config.version_labels.items()))})")
+                    model.reconfigure(config)

@@ -17,7 +17,7 @@ import numpy as np
 
 from model_server import tensors
 from model_server.errors import invalid_argument
-from model_server.servable import Signature
+from model_server.servable import CallableSignature
 
 # numpy's limit on dimensions (TensorFlow allows 254); deeper nests are refused, not recursed into.
 MAX_RANK = 64
@@ -89,7 +89,7 @@ def to_array(value, dtype_enum: int, where: str) -> np.ndarray:
     return raw.astype(dtype.numpy).reshape(shape)
 
 
-def decode_request(body: dict, signature: Signature) -> tuple[dict[str, np.ndarray], bool]:
+def decode_request(body: dict, signature: CallableSignature) -> tuple[dict[str, np.ndarray], bool]:
     """The inputs of a :predict body, and whether it used the row (instances) format."""
     if "instances" in body and "inputs" in body:
         raise invalid_argument("Not formatted correctly expecting only one of 'inputs' or "
@@ -101,7 +101,7 @@ def decode_request(body: dict, signature: Signature) -> tuple[dict[str, np.ndarr
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
-def _decode_instances(instances, signature: Signature) -> dict[str, np.ndarray]:
+def _decode_instances(instances, signature: CallableSignature) -> dict[str, np.ndarray]:
     if not isinstance(instances, list):
         raise invalid_argument("'instances' must be a list of examples")
     if not instances:
@@ -128,7 +128,7 @@ def _decode_instances(instances, signature: Signature) -> dict[str, np.ndarray]:
             for alias in sorted(keys)}
 
 
-def _decode_inputs(inputs, signature: Signature) -> dict[str, np.ndarray]:
+def _decode_inputs(inputs, signature: CallableSignature) -> dict[str, np.ndarray]:
     if isinstance(inputs, dict) and "b64" not in inputs:
         signature.check_input_aliases(inputs.keys())
         return {alias: to_array(value, signature.inputs[alias].dtype, f"'inputs' input {alias}")

@@ -55,7 +55,7 @@ def _keys(names) -> str:
     return ",".join(sorted(names))
 
 
-class Signature:
+class CallableSignature:
     """A SignatureDef made callable: validated feeds, fetches by alias, cached session callables."""
 
     def __init__(self, name: str, definition: meta_graph_pb2.SignatureDef,
@@ -149,13 +149,13 @@ class Servable:
         self.path = path
         self.session = session
         self.meta_graph = meta_graph
-        self.signatures = {key: Signature(key, definition, session)
+        self.signatures = {key: CallableSignature(key, definition, session)
                            for key, definition in meta_graph.signature_def.items()}
         self._users = 0
         self._closing = False
         self._idle = threading.Condition()
 
-    def signature(self, name: str) -> Signature:
+    def signature(self, name: str) -> CallableSignature:
         key = name or DEFAULT_SIGNATURE
         try:
             return self.signatures[key]
@@ -176,12 +176,14 @@ class Servable:
             if self._users == 0:
                 self._idle.notify_all()
 
-    def unload(self, timeout: float | None = None) -> None:
-        """Refuse new requests, wait for those in flight, then free the session."""
+    def unload(self, timeout: float | None = None) -> bool:
+        """Refuse new requests, wait up to `timeout` seconds for those in flight, then free the
+        session (which cancels a run still going). True if every request had finished."""
         with self._idle:
             self._closing = True
-            self._idle.wait_for(lambda: self._users == 0, timeout)
+            drained = self._idle.wait_for(lambda: self._users == 0, timeout)
         self.session.close()
+        return drained
 
 
 def _read_saved_model(path: Path) -> None:

@@ -3,7 +3,9 @@
 Requests may pack values in `tensor_content` (raw little-endian bytes) or in the typed value field
 of the dtype (`float_val`, `int_val`, `half_val`, ...). With a typed field TensorFlow fills a tensor
 from fewer values than it has elements by repeating the last value (one value = a broadcast scalar),
-fills it with zeros when no value is given, and ignores values beyond the element count.
+fills it with zeros when no value is given, and ignores values beyond the element count. The API
+reads the model server's replies by the same rule (app/tfserving/tensors.py; docs/model-server.md,
+"Tensors").
 """
 
 from __future__ import annotations
@@ -157,9 +159,3 @@ def fill_proto(proto: tensor_pb2.TensorProto, array: np.ndarray, as_content: boo
             np.ascontiguousarray(array).view(dtype.field_numpy).ravel().tolist())
     else:
         getattr(proto, dtype.field).extend(array.ravel().tolist())
-
-
-def to_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:
-    proto = tensor_pb2.TensorProto()
-    fill_proto(proto, np.asarray(array), as_content)
-    return proto

@@ -18,50 +18,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.model_card import ModelCard
 from training.repository import PublishError, write_json
 
 CARD_FILE = "model.json"
-# field -> the JSON types it may hold (None: the field may be null)
-FIELDS: dict[str, tuple[type | None, ...]] = {
-    "name": (str,),
-    "description": (str,),
-    "demo": (bool,),
-    "training_data": (str,),
-    "intended_use": (str,),
-    "limitations": (list,),
-    "licence": (str,),
-    "attribution": (str, None),
-    "source": (dict, None),
-    "metrics": (list,),
-}
-METRIC_FIELDS = {"name": (str,), "value": (int, float), "data": (str,), "source": (str,),
-                 "quote": (str, None)}
-
-
-def _check_fields(where: str, data: Any, fields: dict[str, tuple[type | None, ...]]) -> None:
-    if not isinstance(data, dict):
-        raise PublishError(f"{where} must be a JSON object")
-    missing = [name for name in fields if name not in data]
-    if missing:
-        raise PublishError(f"{where} lacks {', '.join(missing)}")
-    for name, types in fields.items():
-        value = data[name]
-        if value is None and None in types:
-            continue
-        allowed = tuple(t for t in types if t is not None)
-        # bool is an int in Python, but "demo": 1 or "value": true is a mistake in a card
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise PublishError(f"{where}: {name!r} must be "
-                               f"{' or '.join('null' if t is None else t.__name__ for t in types)}")
 
 
 def check_card(card: Any, where: str = "model card") -> dict:
-    """The card, if it has every field with the right type (extra fields are allowed)."""
-    _check_fields(where, card, FIELDS)
-    if not all(isinstance(item, str) for item in card["limitations"]):
-        raise PublishError(f"{where}: 'limitations' must be a list of strings")
-    for index, metric in enumerate(card["metrics"]):
-        _check_fields(f"{where}: metric {index}", metric, METRIC_FIELDS)
+    """The card, if the API's schema (app.model_card.ModelCard) accepts it; fields it does not
+    know are kept in the file (and ignored by the API)."""
+    if not isinstance(card, dict):
+        raise PublishError(f"{where} must be a JSON object")
+    try:
+        ModelCard.model_validate(card)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'])}: "
+                             f"{problem['msg']}" for problem in error.errors())
+        raise PublishError(f"{where}: {problems}") from None
     return card
 
 

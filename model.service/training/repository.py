@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from app.labels import LabelsError, check_labels
+
 
 class PublishError(Exception):
     """A version could not be published (the message says why, for the command line)."""
@@ -110,21 +112,25 @@ def write_json(target: Path, data: object) -> Path:
 
 
 def write_labels(model_dir: Path, labels: list[dict]) -> Path:
-    """Write <model_dir>/labels.json atomically (the API reads it beside the versions)."""
+    """Write <model_dir>/labels.json atomically (the API reads it beside the versions); only a
+    list the API accepts."""
+    _check_labels(labels, "labels")
     return write_json(model_dir / "labels.json", labels)
 
 
 def read_labels(path: Path) -> list[dict]:
-    """A labels file: a JSON list of objects with at least "code" and "name"."""
+    """A labels file the API accepts (app.labels: non-empty list of objects with non-blank
+    string "code" and "name", codes unique; extra fields kept), in class-index order."""
     try:
         labels = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PublishError(f"cannot read labels {path}: {exc}") from exc
-    def valid(entry: object) -> bool:
-        return (isinstance(entry, dict) and isinstance(entry.get("code"), str)
-                and isinstance(entry.get("name"), str))
-
-    if not isinstance(labels, list) or not labels or not all(valid(x) for x in labels):
-        raise PublishError(f"labels {path} must be a non-empty JSON list of "
-                           '{"code": ..., "name": ...} objects in class-index order')
+    _check_labels(labels, str(path))
     return labels
+
+
+def _check_labels(labels: object, source: str) -> None:
+    try:
+        check_labels(labels, source)
+    except LabelsError as error:
+        raise PublishError(str(error)) from None

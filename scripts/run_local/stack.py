@@ -36,9 +36,6 @@ TRAEFIK_ACME = TRAEFIK_DIR / "acme.yml"  # appended to the static file when ACME
 # turns off HTTP/2 over TLS as well (ALPN says h2, then the connection breaks), and `web` then
 # routes nothing but the redirect to HTTPS (docs/tls.md).
 TRAEFIK_GODEBUG = "http2server=0"
-# uvicorn's keep-alive (seconds), as in api.service/Dockerfile (a unit test compares them): longer
-# than Traefik's idleConnTimeout, so the proxy never reuses a connection uvicorn is closing.
-API_KEEP_ALIVE_SECONDS = 100
 
 
 def traefik_entry_points(config: Config | None = None) -> list[str]:
@@ -99,11 +96,11 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             {"grpc": p["MODEL_GRPC_PORT"], "rest": p["MODEL_REST_PORT"]}),
         Service(
             "api",
-            [python, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(p["API_PORT"]), "--proxy-headers",
-             "--forwarded-allow-ips", "127.0.0.1", "--timeout-graceful-shutdown", "3",
-             "--timeout-keep-alive", str(API_KEEP_ALIVE_SECONDS)],
-            {**base_env, "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
+            # The image's command line (app/server.py), listening on loopback only.
+            [python, "-m", "app"],
+            {**base_env, "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(p["API_PORT"]),
+             "FORWARDED_ALLOW_IPS": "127.0.0.1",
+             "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
              "MODEL_NAME": c.model_name, "LABELS_PATH": str(c.labels_path),
              "MAX_UPLOAD_BYTES": str(c.max_upload_bytes)},
             REPO / "api.service", api_ready, "GET /readyz = 200",

@@ -90,14 +90,13 @@ def api_env(model_server: RunningModelServer | str, **settings: object) -> dict[
 
 
 def start_api(log_dir: Path, env: dict[str, str], *, name: str = "api",
-              wait: bool = True, extra_args: tuple[str, ...] = ()) -> ApiServer:
-    """`uvicorn app.main:app` from api.service/, as the Dockerfile runs it; wait for /healthz."""
+              wait: bool = True) -> ApiServer:
+    """`python -m app` from api.service/, as the image runs it (on loopback); wait for /healthz."""
     port = free_port()
     process = ManagedProcess(
-        f"{name}-{port}",
-        [VENV_PYTHON, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", *extra_args],
-        log_dir, env={**_without_api_settings(os.environ), **env}, cwd=API_DIR)
+        f"{name}-{port}", [VENV_PYTHON, "-m", "app"], log_dir,
+        env={**_without_api_settings(os.environ), "LISTEN_HOST": "127.0.0.1",
+             "LISTEN_PORT": str(port), **env}, cwd=API_DIR)
     server = ApiServer(process, port)
     if wait:
         def alive() -> bool:

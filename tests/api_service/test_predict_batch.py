@@ -179,7 +179,7 @@ def test_openapi_documents_the_batch_endpoint(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     operation = spec["paths"][BATCH]["post"]
     assert operation["description"] == \
-        "Classify every photo in the multipart field `images`: one result per file, in order."
+        "Classify every photo in the multipart field `images`: one result per part, in order."
     body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["properties"]["images"]["type"] == "array"
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] == \

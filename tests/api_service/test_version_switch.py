@@ -1,7 +1,7 @@
 """A new model version with other signature keys (the demo's `image` -> `probabilities`, then the
 article's `conv2d_4_input` -> `dense_3`, as scripts/get-model installs it) answers the very first
 request after the switch: the API refreshes the signature and retries once, no 502. The same for
-the batch endpoint's first request (Predictor.predict_many)."""
+the batch endpoint's first request (PredictionService.predict_many)."""
 
 from __future__ import annotations
 

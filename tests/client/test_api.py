@@ -1,6 +1,6 @@
 """The HTTP client's decisions, against httpx's in-memory transport (no server): where it
 connects, what it retries, how long it waits, what it tells the user. The same behaviour
-against the real stack and a real Traefik rate limit: test_cli_stack.py."""
+against the real stack and a real Traefik rate limit: test_cli.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
+
+import pytest
 
 from cassava_survey.photos import Exif
 from cassava_survey.results import (
@@ -14,6 +18,7 @@ from cassava_survey.results import (
     read_csv,
     row_from_result,
     write_csv,
+    write_geojson,
 )
 
 PREDICTION = {"prediction": {
@@ -45,6 +50,45 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", rows)
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert read_csv(tmp_path / "r.csv") == rows
+
+
+def test_outputs_reach_the_disk_before_they_replace_the_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is synced before the rename and its directory after it (a crash leaves the old
+    output or the whole new one, never an empty file under the final name)."""
+    target = tmp_path / "r.csv"
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        synced.append("directory" if stat.S_ISDIR(mode) else
+                      "file:" + ("replaced" if target.exists() else "before rename"))
+        real_fsync(fd)
+
+    def replace(source: str, destination: Path) -> None:
+        synced.append("rename")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_csv(target, [row_from_result("a.jpg", PREDICTION, HERE)])
+    assert synced == ["file:before rename", "rename", "directory"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_keeps_the_old_output_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "r.geojson"
+    target.write_text("old")
+
+    class Unserialisable:
+        pass
+
+    broken = Row(file="a.jpg", prediction=Unserialisable())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        write_geojson(target, [broken])
+    assert target.read_text() == "old"
+    assert [path.name for path in tmp_path.iterdir()] == ["r.geojson"]
 
 
 def test_geojson_has_every_photo_and_points_where_known() -> None:

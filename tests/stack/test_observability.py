@@ -94,7 +94,7 @@ def test_one_request_id_through_all_three_logs(observed: LocalStack,
     api = wait_for_records(observed, "api", sent, last_logger="app.access")
     access = [r for r in api if r["logger"] == "app.access"]
     assert access and access[0]["status"] == 200 and access[0]["duration_ms"] > 0
-    prediction = [r for r in api if r["logger"] == "app.predictor"]
+    prediction = [r for r in api if r["logger"] == "app.prediction_service"]
     assert prediction[0]["model_name"] == "saved_model" and prediction[0]["model_version"] == 1
     model = wait_for_records(observed, "model-server", sent)
     assert [r["api"] for r in model] == ["Predict"]

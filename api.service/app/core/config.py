@@ -66,6 +66,15 @@ class Settings(BaseSettings):
 
     ROOT_PATH: str = Field("", description="prefix a path-stripping proxy serves the app under")
 
+    # The server (`python -m app`, app/server.py): where it listens, whom it trusts, how many.
+    LISTEN_HOST: str = Field("0.0.0.0", description="address uvicorn listens on")
+    LISTEN_PORT: int = Field(8000, ge=1, le=65535, description="port uvicorn listens on")
+    FORWARDED_ALLOW_IPS: str = Field(
+        "127.0.0.1", description="addresses whose X-Forwarded-For/-Proto are trusted (the "
+        "proxy's; comma-separated, * = any): the client address and scheme in logs and limits")
+    WORKERS: PositiveInt = Field(
+        1, description="uvicorn worker processes (with PROMETHEUS_MULTIPROC_DIR when > 1)")
+
     LOG_FORMAT: Literal["json", "text"] = Field(
         "json", description="json: one JSON object per line; text: for a terminal")
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -74,6 +83,6 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
+def settings_from_environment() -> Settings:
     """The process's settings (cached: the environment is read once)."""
     return Settings()

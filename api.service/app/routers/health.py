@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter
 
-from app.deps import PredictorDep, SettingsDep
+from app.deps import PredictionServiceDep, SettingsDep
 from app.errors import MODEL_MISCONFIGURED, MODEL_UNAVAILABLE, openapi_responses
 from app.schemas import Liveness, Readiness
 from app.tfserving.client import ModelServerError
@@ -23,14 +23,14 @@ async def healthz() -> Liveness:
 
 @router.get("/readyz",
             responses=openapi_responses(MODEL_UNAVAILABLE, MODEL_MISCONFIGURED))
-async def readyz(predictor: PredictorDep, settings: SettingsDep) -> Readiness:
+async def readyz(service: PredictionServiceDep, settings: SettingsDep) -> Readiness:
     """Readiness: the model server reports the model AVAILABLE and its signature fits the labels."""
     retry = {"Retry-After": str(settings.RETRY_AFTER_SECONDS)}
-    name = predictor.client.model_name
+    name = service.client.model_name
     try:
-        versions = await predictor.client.available_versions()
+        versions = await service.client.available_versions()
         if versions:
-            await predictor.signature()
+            await service.signature()
     except ModelServerError as error:  # down, slow or failing: all mean "not ready"
         log.warning("not ready: %s", error)
         raise MODEL_UNAVAILABLE.error(f"The model server cannot serve model {name!r} right now.",
@@ -38,4 +38,4 @@ async def readyz(predictor: PredictorDep, settings: SettingsDep) -> Readiness:
     if not versions:
         raise MODEL_UNAVAILABLE.error(f"Model {name!r} has no AVAILABLE version yet.",
                                       headers=retry)
-    return Readiness(model=predictor.client.model_name, available_versions=versions)
+    return Readiness(model=service.client.model_name, available_versions=versions)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.deps import PredictorDep, SettingsDep
+from app.deps import PredictionServiceDep, SettingsDep
 from app.errors import MODEL_TIMEOUT, MODEL_UNAVAILABLE, openapi_responses
 from app.model_card import ModelCard, card_path, load_card
 
@@ -31,9 +31,9 @@ class ModelDescription(BaseModel):
 
 
 @router.get("/v1/model", responses=openapi_responses(MODEL_UNAVAILABLE, MODEL_TIMEOUT))
-async def describe_model(predictor: PredictorDep, settings: SettingsDep) -> ModelDescription:
+async def describe_model(service: PredictionServiceDep, settings: SettingsDep) -> ModelDescription:
     """Describe the served model: version, labels and model card (is it a demo?)."""
-    client = predictor.client
+    client = service.client
     versions = await client.available_versions()
     # Unversioned requests go to the highest AVAILABLE version; MODEL_VERSION pins one.
     served = settings.MODEL_VERSION or max(versions, default=None)
@@ -44,5 +44,5 @@ async def describe_model(predictor: PredictorDep, settings: SettingsDep) -> Mode
     card = await asyncio.to_thread(load_card, card_path(settings.LABELS_PATH), served)
     return ModelDescription(
         name=client.model_name, version=served,
-        labels=[LabelInfo(code=label.code, name=label.name) for label in predictor.labels],
+        labels=[LabelInfo(code=label.code, name=label.name) for label in service.labels],
         demo=card.demo if card else None, card=card)

@@ -38,7 +38,10 @@ def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
 def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """Read a tensor from `tensor_content` or from the typed `*_val` fields (TF Serving uses both).
 
-    As in TensorFlow, fewer `*_val` values than the shape holds means the last one repeats.
+    TensorFlow's rule (Tensor::FromProto, what TF Serving runs; the model server's
+    model_server/tensors.py is the same, docs/model-server.md "Tensors"): `tensor_content` must
+    hold exactly the shape's bytes; in a typed field fewer values than elements repeat the last
+    one, no value means zeros, and values beyond the element count are ignored.
     """
     dtype = NUMPY_DTYPES.get(proto.dtype)
     if dtype is None:
@@ -54,11 +57,9 @@ def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
                 f"{count * dtype.itemsize}")
         return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
     values = _typed_values(proto, dtype)
-    if values.size == count:
-        return values.reshape(shape)
-    if values.size == 0 or values.size > count:
-        raise TensorDecodeError(f"{values.size} values for a tensor of shape {shape}")
-    padded = np.full(count, values[-1], dtype=dtype)
+    if values.size >= count:
+        return values[:count].reshape(shape)
+    padded = np.full(count, values[-1] if values.size else 0, dtype=dtype)
     padded[: values.size] = values
     return padded.reshape(shape)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -52,12 +53,6 @@ def row_from_result(file: str, result: Mapping[str, Any], exif: Exif) -> Row:
     problem = result.get("problem") or {}
     return Row(**place, error=str(problem.get("code") or "error"),
                error_detail=problem.get("detail"))
-
-
-def failed_row(file: str, exif: Exif, code: str, detail: str | None) -> Row:
-    """A photo the API refused as a whole request (e.g. a single photo over the size cap)."""
-    return Row(file=file, taken_at=exif.taken_at, latitude=exif.latitude,
-               longitude=exif.longitude, error=code, error_detail=detail)
 
 
 def write_csv(path: Path, rows: Iterable[Row]) -> None:
@@ -114,11 +109,25 @@ def write_geojson(path: Path, rows: Iterable[Row]) -> None:
 
 
 def _atomic_write(path: Path, write: Any, newline: str | None = None) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written output."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8", newline=newline) as file:
-        write(file)
-    os.replace(temporary, path)
+    """Write to a temporary file beside `path`, fsync, rename, fsync the directory: readers and a
+    crash see the old file or the new one, never half of one (the model repository's pattern,
+    model.service/training/repository.py write_json)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; an output is for others too
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class ResumeJournal:

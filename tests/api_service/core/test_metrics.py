@@ -131,13 +131,13 @@ def test_metrics_can_be_switched_off(seed_model_server: RunningModelServer,
 
 def test_several_workers_add_up(seed_model_server: RunningModelServer, logs_dir: Path,
                                 tmp_path: Path, leaf_photo_paths: list[Path]) -> None:
-    """uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: every scrape, whichever worker answers
+    """WORKERS=2 with PROMETHEUS_MULTIPROC_DIR: every scrape, whichever worker answers
     it, reports the requests both workers served."""
     metrics_dir, scratch = tmp_path / "metrics", tmp_path / "scratch"
     metrics_dir.mkdir()
     scratch.mkdir()
-    env = api_env(seed_model_server, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    server = start_api(logs_dir, env, name="api-two-workers", extra_args=("--workers", "2"))
+    env = api_env(seed_model_server, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), WORKERS=2)
+    server = start_api(logs_dir, env, name="api-two-workers")
     try:
         # Both workers have started once each has written its files (its lifespan calls the
         # model server); only then can the kernel hand connections to either.

@@ -17,7 +17,7 @@ import pytest
 
 from app.imaging import image_to_tensor
 from app.labels import load_labels
-from app.predictor import Predictor
+from app.prediction_service import PredictionService
 from app.tfserving.client import (
     ModelFailed,
     ModelTimeout,
@@ -165,11 +165,11 @@ async def test_decoding_runs_in_the_worker_pool(seed_model_server: RunningModelS
                                                 leaf_photo_paths: list[Path]) -> None:
     client = seed_client(seed_model_server)
     pool = RecordingPool()
-    predictor = Predictor(client, load_labels(SEED_LABELS), pool, max_pixels=10**8,
+    service = PredictionService(client, load_labels(SEED_LABELS), pool, max_pixels=10**8,
                           low_confidence_threshold=0.5)
     try:
         photos = [path.read_bytes() for path in leaf_photo_paths]
-        replies = await asyncio.gather(*(predictor.predict(p, f"r{i}")
+        replies = await asyncio.gather(*(service.predict(p, f"r{i}")
                                          for i, p in enumerate(photos)))
         assert [r.request_id for r in replies] == [f"r{i}" for i in range(len(photos))]
         assert len(pool.ran) == len(photos)

@@ -9,6 +9,7 @@ from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
 
 from app.tfserving.protos import tensor_pb2, types_pb2
 from app.tfserving.tensors import TensorDecodeError, from_tensor_proto, to_tensor_proto
+from model_server import tensors
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "uint8", "float16"])
@@ -61,7 +62,7 @@ def test_half_and_int_vals() -> None:
     np.testing.assert_array_equal(from_tensor_proto(ints), [1, 2])
 
 
-@pytest.mark.parametrize("case", ["bad_size", "unknown_dim", "string", "too_many_vals", "no_vals"])
+@pytest.mark.parametrize("case", ["bad_size", "unknown_dim", "string"])
 def test_malformed_tensors_raise_tensor_decode_error(case: str) -> None:
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
     proto.tensor_shape.dim.add().size = 2
@@ -71,7 +72,27 @@ def test_malformed_tensors_raise_tensor_decode_error(case: str) -> None:
         proto.tensor_shape.dim[0].size = -1
     elif case == "string":
         proto.dtype = types_pb2.DT_STRING
-    elif case == "too_many_vals":
-        proto.float_val.extend([1, 2, 3])
     with pytest.raises(TensorDecodeError):
         from_tensor_proto(proto)
+
+
+COUNTS = {  # float_val for a [2, 3] tensor: as many, one, fewer, none, more
+    "exact": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "one": [7.5], "fewer": [1.0, 2.0],
+    "none": [], "more": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]}
+
+
+@pytest.mark.parametrize("count", list(COUNTS))
+def test_too_few_or_too_many_values_are_read_as_tensorflow_and_the_model_server_read_them(
+        count: str) -> None:
+    """One rule for the API and the model server: TensorFlow's C++ parser (tf.io.parse_tensor runs
+    Tensor::FromProto, as TF Serving does) decides, and both read the same tensor."""
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=COUNTS[count])
+    proto.tensor_shape.dim.add().size = 2
+    proto.tensor_shape.dim.add().size = 3
+    wire = proto.SerializeToString()
+    tensorflow = tf.io.parse_tensor(wire, tf.float32).numpy()
+    model_server = tensors.to_numpy(tf_tensor_pb2.TensorProto.FromString(wire))
+    api = from_tensor_proto(proto)
+    np.testing.assert_array_equal(api, tensorflow)
+    np.testing.assert_array_equal(model_server, tensorflow)
+    assert api.shape == model_server.shape == (2, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,13 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "monitoring.config"
     path.write_text(text)
     return path
+
+
+def test_the_message_is_declared_here_only_while_the_official_package_lacks_it() -> None:
+    """monitoring.py declares MonitoringConfig in code because tensorflow-serving-api (2.21.0)
+    ships no monitoring_config_pb2; once a release does, this fails: use that module instead."""
+    assert importlib.util.find_spec("tensorflow_serving.config.model_server_config_pb2")
+    assert importlib.util.find_spec("tensorflow_serving.config.monitoring_config_pb2") is None
 
 
 def test_enabled_with_a_path(tmp_path: Path) -> None:

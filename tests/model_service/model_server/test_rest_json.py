@@ -11,17 +11,17 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from model_server import rest_json
 from model_server.errors import ServingError
-from model_server.servable import Signature
+from model_server.servable import CallableSignature
 
 
-def signature(**inputs: tuple[int, list[int]]) -> Signature:
+def signature(**inputs: tuple[int, list[int]]) -> CallableSignature:
     definition = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
     for alias, (dtype, shape) in inputs.items():
         info = definition.inputs[alias]
         info.name, info.dtype = f"{alias}:0", dtype
         for size in shape:
             info.tensor_shape.dim.add().size = size
-    return Signature("serving_default", definition, session=None)
+    return CallableSignature("serving_default", definition, session=None)
 
 
 IMAGE = signature(image=(types_pb2.DT_FLOAT, [-1, 2]))

@@ -103,7 +103,8 @@ def test_unknown_rank_is_refused():
 ], ids=["float32", "int64", "bool", "half", "complex64", "string", "scalar"])
 @pytest.mark.parametrize("as_content", [False, True], ids=["fields", "content"])
 def test_replies_round_trip_through_tensorflow(array, as_content):
-    message = tensors.to_proto(array, as_content)
+    message = tensor_pb2.TensorProto()
+    tensors.fill_proto(message, array, as_content)
     if as_content and array.dtype != object:
         assert message.tensor_content and not message.float_val
     np.testing.assert_array_equal(tf.make_ndarray(message), array)

@@ -171,7 +171,10 @@ def test_model_config_file_with_version_policies(tmp_path, logs_dir):
     config = tmp_path / "models.config"
     config.write_text(CONFIG % {name: str(path) for name, path in bases.items()})
     server = start_model_server("every", bases["every"], logs_dir,
-                                f"--model_config_file={config}", *FAST_POLL)
+                                f"--model_config_file={config}", *FAST_POLL,
+                                # TF Serving's rule: no label on a version not loaded yet, which
+                                # at start-up is every version, unless this flag allows it.
+                                "--allow_version_labels_for_unavailable_models")
     try:
         with grpc.insecure_channel(server.grpc_target) as channel:
             predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -117,7 +117,7 @@ def test_card_option_fills_the_card_and_a_bad_one_publishes_nothing(tmp_path):
     fields.write_text(json.dumps({"demo": "maybe"}))
     result = run_convert(SEED_MODEL_BASE_PATH / "1", tmp_path / "repo", "--card", fields)
     assert result.returncode == 1
-    assert "'demo' must be bool" in result.stderr
+    assert "demo: Input should be a valid boolean" in result.stderr
     assert versions(tmp_path / "repo" / "cassava") == [1]
 
 

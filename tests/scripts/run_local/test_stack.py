@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
+from app.server import KEEP_ALIVE_SECONDS
 from run_local.config import INTERNAL_PORTS, REPO, entry_point_port_name, read_config
 from run_local.stack import (
-    API_KEEP_ALIVE_SECONDS,
     TRAEFIK_GODEBUG,
     services,
     traefik_addresses,
@@ -41,27 +41,28 @@ def test_upstreams_keep_idle_connections_longer_than_the_proxy_does() -> None:
     proxy never sends a request on a connection the upstream is closing (a rare 502)."""
     dynamic = (REPO / "traefik" / "dynamic.yml").read_text()
     (proxy_idle,) = re.findall(r"^\s*idleConnTimeout:\s*(\S+)", dynamic, re.MULTILINE)
-    dockerfile = (REPO / "api.service" / "Dockerfile").read_text()
-    cmd = re.search(r"^CMD\s*(\[.*?\])\s*$", dockerfile.replace("\\\n", ""), re.MULTILINE)
-    assert cmd, "api.service/Dockerfile has no exec-form CMD"
-    arguments = json.loads(cmd[1])
-    image_keep_alive = seconds(arguments[arguments.index("--timeout-keep-alive") + 1])
     nginx = (REPO / "ui.service" / "nginx" / "default.conf").read_text()
     (nginx_keep_alive,) = re.findall(r"^\s*keepalive_timeout\s+(\S+);", nginx, re.MULTILINE)
-    assert image_keep_alive == API_KEEP_ALIVE_SECONDS
-    # The Swarm stack replaces the image's command with its own copy of it.
-    swarm = (REPO / "deploy" / "swarm" / "stack.yml").read_text()
-    assert re.findall(r"uvicorn .*--timeout-keep-alive (\d+)", swarm) == [str(image_keep_alive)]
-    for upstream in (image_keep_alive, API_KEEP_ALIVE_SECONDS, seconds(nginx_keep_alive)):
+    for upstream in (KEEP_ALIVE_SECONDS, seconds(nginx_keep_alive)):
         assert upstream > seconds(proxy_idle) + 1
 
 
-def test_run_local_starts_uvicorn_with_that_keep_alive(tmp_path: Path) -> None:
+def test_run_local_serves_the_api_with_the_images_command_line(tmp_path: Path) -> None:
+    """`python -m app` (app/server.py) in the image, the Swarm stack and run-local: one command
+    line; run-local only says where to listen."""
     ports = dict.fromkeys(("PORT", *INTERNAL_PORTS,
                            *(entry_point_port_name(e) for e in traefik_entry_points())), 1)
     config = read_config({"RUN_DIR": str(tmp_path)}, tmp_path)
     (api,) = [s for s in services(config, ports, "nginx") if s.name == "api"]
-    assert api.argv[api.argv.index("--timeout-keep-alive") + 1] == str(API_KEEP_ALIVE_SECONDS)
+    assert api.argv[1:] == ["-m", "app"]
+    assert (api.env["LISTEN_HOST"], api.env["LISTEN_PORT"]) == ("127.0.0.1", str(ports["API_PORT"]))
+    dockerfile = (REPO / "api.service" / "Dockerfile").read_text()
+    (cmd,) = re.findall(r"^CMD\s*(\[.*?\])\s*$", dockerfile, re.MULTILINE)
+    assert json.loads(cmd) == ["python", "-m", "app"]
+    stack = (REPO / "deploy" / "swarm" / "stack.yml").read_text()
+    assert re.findall(r"^\s*python -m app &$", stack, re.MULTILINE)
+    for text in (dockerfile, stack):  # no second copy of the options anywhere
+        assert "--timeout-keep-alive" not in text and "app.main:app" not in text
 
 
 def traefik_service(env: dict[str, str], tmp_path: Path):

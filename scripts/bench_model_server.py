@@ -1,4 +1,5 @@
-"""Benchmark single-image Predict over gRPC against the floor (scripts/bench-model-server).
+"""Benchmark single-image Predict over gRPC against the floor (run it as scripts/bench-model-server,
+which puts model.service and the repository on the path).
 
 The floor is the same signature called in-process through a session callable (the tests'
 reference model, tests/support/reference.py). The server runs as a child process
@@ -37,7 +38,7 @@ from tests.support.ports import free_port
 from tests.support.reference import article_input, load_reference_model
 from tests.support.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "fixtures"
 AVAILABLE = 30
 
@@ -51,7 +52,7 @@ def leaf_input(photos: Path) -> np.ndarray:
 
 
 def start_server(model_name: str, base_path: Path, port: int, extra: list[str], log_path: Path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "model.service")}
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "model_server", f"--port={port}", f"--model_name={model_name}",

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from app.diagnosis import build_prediction, normalised_entropy, rank
 from app.labels import Label
-from app.prediction import build_prediction, normalised_entropy, rank
 from app.schemas import ModelInfo
 
 LABELS = tuple(Label(code, f"name of {code}") for code in ("CBB", "CBSD", "CGM", "CMD", "Healthy"))

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.datastructures import UploadFile
 
-from app.core.problems import Problem, problem_body
-from app.deps import ImageUploadDep, ImageUploadsDep, PredictorDep, RequestIdDep
+from app.core.problems import Problem, ProblemError, problem_body
+from app.decode_budget import BudgetExhausted
+from app.deps import (
+    ImageUploadDep,
+    ImageUploadsDep,
+    PredictionServiceDep,
+    RequestIdDep,
+    SettingsDep,
+)
 from app.errors import (
     BLANK_IMAGE,
     BODY_TOO_LARGE,
@@ -27,12 +35,14 @@ from app.errors import (
     UNDECODABLE_IMAGE,
     UNEXPECTED_FILE,
     UNSUPPORTED_MEDIA_TYPE,
+    decoder_busy,
     image_problem,
     openapi_responses,
+    text_part_problem,
 )
 from app.imaging import ImageRejected
 from app.schemas import BatchPrediction, BatchPredictionResponse, BatchProblem, PredictionResponse
-from app.upload import OPENAPI_BATCH_REQUEST_BODY, OPENAPI_REQUEST_BODY
+from app.upload import BATCH_FIELD, OPENAPI_BATCH_REQUEST_BODY, OPENAPI_REQUEST_BODY
 
 router = APIRouter(tags=["predict"])
 
@@ -43,10 +53,10 @@ RESPONSES = openapi_responses(
     DECODER_BUSY, MODEL_MISCONFIGURED, MODEL_TIMEOUT)
 
 
-async def predict_image(image: ImageUploadDep, predictor: PredictorDep,
+async def predict_image(image: ImageUploadDep, service: PredictionServiceDep,
                         request_id: RequestIdDep) -> PredictionResponse:
     """Classify the leaf photo in the multipart field `image_to_predict` (JPEG or PNG)."""
-    return await predictor.predict(image, request_id)
+    return await service.predict(image, request_id)
 
 
 _ROUTE = {"methods": ["POST"], "responses": RESPONSES, "summary": "Classify a cassava leaf photo",
@@ -64,18 +74,32 @@ BATCH_RESPONSES = openapi_responses(
 @router.post("/v1/predict/images", responses=BATCH_RESPONSES, operation_id="predict_images_v1",
              summary="Classify several cassava leaf photos in one request",
              openapi_extra={"requestBody": OPENAPI_BATCH_REQUEST_BODY})
-async def predict_images(images: ImageUploadsDep, predictor: PredictorDep,
-                         request_id: RequestIdDep) -> BatchPredictionResponse:
-    """Classify every photo in the multipart field `images`: one result per file, in order."""
-    outcomes = await predictor.predict_many([upload.file.read for upload in images], request_id)
+async def predict_images(parts: ImageUploadsDep, service: PredictionServiceDep,
+                         settings: SettingsDep, request_id: RequestIdDep
+                         ) -> BatchPredictionResponse:
+    """Classify every photo in the multipart field `images`: one result per part, in order."""
+    files = [part for part in parts if isinstance(part, UploadFile)]
+    outcomes = iter(await service.predict_many([upload.file.read for upload in files],
+                                               request_id))
     results: list[BatchPrediction | BatchProblem] = []
-    for index, (upload, outcome) in enumerate(zip(images, outcomes, strict=True)):
+    for index, part in enumerate(parts):
+        if isinstance(part, str):
+            results.append(_part_problem(index, None, text_part_problem(BATCH_FIELD), request_id))
+            continue
+        outcome = next(outcomes)
         if isinstance(outcome, ImageRejected):
-            error = image_problem(outcome)
-            problem = Problem(**problem_body(error.status, error.code, error.detail,
-                                             title=error.title, request_id=request_id))
-            results.append(BatchProblem(index=index, filename=upload.filename, problem=problem))
+            results.append(_part_problem(index, part.filename, image_problem(outcome), request_id))
+        elif isinstance(outcome, BudgetExhausted):
+            results.append(_part_problem(index, part.filename,
+                                         decoder_busy(settings.RETRY_AFTER_SECONDS), request_id))
         else:
-            results.append(BatchPrediction(index=index, filename=upload.filename,
+            results.append(BatchPrediction(index=index, filename=part.filename,
                                            prediction=outcome))
     return BatchPredictionResponse(results=results, request_id=request_id)
+
+
+def _part_problem(index: int, filename: str | None, error: ProblemError, request_id: str
+                  ) -> BatchProblem:
+    problem = Problem(**problem_body(error.status, error.code, error.detail, title=error.title,
+                                     request_id=request_id))
+    return BatchProblem(index=index, filename=filename, problem=problem)

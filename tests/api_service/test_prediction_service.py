@@ -1,4 +1,5 @@
-"""Predictor.predict_many: decoding in the pool, one batched call, answers back in file order.
+"""PredictionService.predict_many: decoding in the pool, one batched call, answers back in file
+order.
 
 The model server is tests/support's stand-in (fast tier: no servers): it records every
 Predict call and answers each image with a row derived from its pixels, so every answer can be
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.imaging import EmptyImage, TruncatedImage, UnsupportedImageFormat
+from app.decode_budget import BudgetExhausted, DecodeBudget
+from app.imaging import BlankImage, EmptyImage, TruncatedImage, UnsupportedImageFormat
 from app.labels import Label
-from app.predictor import Predictor
+from app.prediction_service import PredictionService
 from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
@@ -55,9 +58,10 @@ RED, GREEN, BLUE = png((200, 20, 20)), png((20, 200, 20)), png((20, 20, 200))
 def run(model: FakeModelServer, files: list[bytes]) -> list:
     async def go() -> list:
         with ThreadPoolExecutor(2) as pool:
-            predictor = Predictor(model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
-                                  low_confidence_threshold=0.5)
-            return await predictor.predict_many([lambda data=data: data for data in files], "r1")
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5)
+            return await service.predict_many([lambda data=data: data for data in files], "r1")
     return asyncio.run(go())
 
 
@@ -120,3 +124,93 @@ def test_a_failure_with_an_unchanged_signature_is_not_retried() -> None:
     with pytest.raises(ModelFailed):
         run(model, [RED, GREEN])
     assert calls(model) == [(2, 8, 8, 3)]
+
+
+def frames_of(error: BaseException) -> list:
+    """Every frame a rejected photo's exception keeps alive, through its cause and context."""
+    frames, seen = [], set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback = current.__traceback__
+        while traceback is not None:
+            frames.append(traceback.tb_frame)
+            traceback = traceback.tb_next
+        pending += [current.__cause__, current.__context__]
+    return frames
+
+
+def test_a_refused_photo_keeps_no_decoded_image_alive() -> None:
+    # A blank 2000x2000 PNG is decoded in full, then refused: the exception answered in its place
+    # lives until the reply is sent, and must not hold the 16 MB image (issue 20: 16 such parts
+    # kept ~3 GiB resident).
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 2000), (90, 90, 90)).save(buffer, "PNG")
+    model = pixel_model(batch=-1)
+
+    async def go() -> list:
+        with ThreadPoolExecutor(2) as pool:
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**7,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, min_pixel_spread=0.015,
+                decode_budget=DecodeBudget(10**9, max_wait=5))
+            return await service.predict_many([buffer.getvalue], "r1")
+
+    (blank,) = asyncio.run(go())
+    assert isinstance(blank, BlankImage)
+    held = [value for frame in frames_of(blank) for value in frame.f_locals.values()
+            if isinstance(value, Image.Image) and value.width * value.height > 64 * 64]
+    assert held == []
+
+
+def test_parts_that_do_not_get_the_decode_budget_in_time_are_refused_in_their_place() -> None:
+    model = pixel_model(batch=-1)
+    release = threading.Event()
+
+    async def go() -> list:
+        with ThreadPoolExecutor(3) as pool:
+            budget = DecodeBudget(10**6, max_wait=0.05)
+            holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
+            await asyncio.sleep(0.01)
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, decode_budget=budget)
+            try:
+                return await service.predict_many([lambda: RED, lambda: b""], "r1")
+            finally:
+                release.set()
+                await holder
+
+    busy, empty = asyncio.run(go())
+    assert isinstance(busy, BudgetExhausted) and isinstance(empty, EmptyImage)
+    assert calls(model) == []
+
+
+def test_a_batch_queues_at_most_its_share_of_parts_for_the_decode_budget() -> None:
+    # While the budget is held, a batch of six puts only `decodes_per_batch` parts in its queue:
+    # a photo from another client queued after them is decoded before the batch's other parts.
+    model = pixel_model(batch=-1)
+    release = threading.Event()
+    waiting: list[int] = []
+
+    async def go() -> list:
+        with ThreadPoolExecutor(3) as pool:
+            budget = DecodeBudget(10**6, max_wait=5)
+            holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
+            await asyncio.sleep(0.01)
+            service = PredictionService(
+                model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
+                low_confidence_threshold=0.5, decode_budget=budget, decodes_per_batch=2)
+            many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
+            await asyncio.sleep(0.05)
+            waiting.append(budget.waiting)
+            release.set()
+            await holder
+            return await many
+
+    outcomes = asyncio.run(go())
+    assert waiting == [2]
+    assert all(isinstance(outcome, PredictionResponse) for outcome in outcomes)

@@ -15,6 +15,7 @@ from app.tfserving.client import ModelFailed, ModelServerError, ModelTimeout, Mo
 from tests.api_service.conftest import FIELD, PROBLEM_JSON
 from tests.support.fake_model_server import FakeModelServer
 from tests.support.paths import SEED_LABELS, SEED_MODEL_NAME, leaf_photos
+from tests.support.uploads import multipart
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +121,40 @@ async def test_a_non_finite_reply_is_a_model_error(app_client: httpx.AsyncClient
     fake_model_server.probabilities = (float("nan"), 0.2, 0.2, 0.3, 0.3)
     reply = await app_client.post("/predict/image", **leaf())
     assert (reply.status_code, reply.json()["code"]) == (502, "model_error")
+
+
+def batch(*parts: tuple[str, str | None, bytes]) -> dict:
+    """Keyword arguments for a POST of these ('images' parts: filename None = a text part)."""
+    body, content_type = multipart(*((name, filename, data) for name, filename, data in parts))
+    return {"content": body, "headers": {"Content-Type": content_type}}
+
+
+async def test_a_text_part_named_images_is_a_problem_in_its_place(
+        app_client: httpx.AsyncClient) -> None:
+    photo = leaf_photos()[0].read_bytes()
+    reply = await app_client.post("/v1/predict/images", **batch(
+        ("images", "a.jpg", photo), ("images", None, b"hello"), ("images", "b.jpg", photo)))
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    assert [result["index"] for result in results] == [0, 1, 2]
+    assert "prediction" in results[0] and "prediction" in results[2]
+    assert results[1]["filename"] is None
+    assert (results[1]["problem"]["status"], results[1]["problem"]["code"]) == (
+        422, "missing_field")
+    assert "text field" in results[1]["problem"]["detail"]
+
+
+# The budget fits one leaf photo's decode, and a part waits a millisecond for it: the second
+# part of a pair cannot get it while the first decodes.
+@pytest.mark.parametrize("app_settings", [{"DECODE_MEMORY_BYTES": 5_000_000,
+                                           "DECODE_WAIT_SECONDS": 0.001, "DECODE_WORKERS": 2}])
+async def test_a_part_that_waits_too_long_for_the_decode_budget_is_a_problem_in_its_place(
+        app_client: httpx.AsyncClient) -> None:
+    photo = leaf_photos()[0].read_bytes()
+    reply = await app_client.post("/v1/predict/images", **batch(
+        ("images", "a.jpg", photo), ("images", "b.jpg", photo)))
+    assert reply.status_code == 200, reply.text
+    first, second = reply.json()["results"]
+    assert "prediction" in first
+    assert (second["problem"]["status"], second["problem"]["code"]) == (503, "decoder_busy")
+    assert second["filename"] == "b.jpg"
