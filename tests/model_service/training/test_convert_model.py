@@ -39,8 +39,10 @@ def run_convert(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 def tree_digest(root: Path) -> str:
+    """The SavedModel's files (assets.extra/, where the on-device artifact goes, left out)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*")
+                       if p.is_file() and "assets.extra" not in p.relative_to(root).parts):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -192,6 +194,7 @@ def test_savedmodel_directory_is_copied_as_the_next_version(tmp_path):
     version_dir = convert(SEED_MODEL_BASE_PATH / "1", tmp_path / NAME)
     assert version_dir == tmp_path / NAME / "1"
     assert tree_digest(version_dir) == tree_digest(SEED_MODEL_BASE_PATH / "1")
+    assert (version_dir / "assets.extra" / "model.tflite").is_file()
     session, inputs, outputs, _ = load_signature(version_dir)
     session.close()
     assert (list(inputs), list(outputs)) == ([INPUT], [OUTPUT])
