@@ -6,13 +6,16 @@ every HTTPS property is checked, Traefik restarts again and reuses them."""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+import subprocess
 import ssl
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -32,6 +35,15 @@ from tests.support.tls_client import (
     unverified_certificate,
 )
 from tests.support.waiting import wait_until
+from tests.ui_service.browsing import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Traffic,
+    choose_photo,
+    open_page,
+    service_worker_state,
+    wait_for_result,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -291,6 +303,66 @@ def test_garbage_and_plain_http_on_the_tls_port_get_no_backend_error(issued: HTT
         reply = read_until_closed(sock, 15)
     assert reply.startswith(b"HTTP/1.1 4"), reply[:200]
     assert issued.request("GET", UI_NAME).status_code == 200  # and everyone else is served
+
+
+# -- a real browser on a real-looking name ----------------------------------------------------
+
+def chromium_trusting(playwright, root: Path, home: Path):
+    """Debian's Chromium whose only added trust is `root`, in an NSS database of its own
+    (a temporary HOME: ~/.pki/nssdb is where Chromium on Linux reads it); *.test resolves to
+    127.0.0.1 inside the browser only. No certificate error is ignored."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "test-ca",
+                    "-i", str(root)], check=True)
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, env={**os.environ, "HOME": str(home)},
+        args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP *.test 127.0.0.1"])
+
+
+def test_chromium_loads_the_page_over_https_with_a_service_worker_and_diagnoses(
+        issued: HTTPSRun, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+    assert issued.root
+    url = f"https://{UI_NAME}:{issued.https_port}/"
+    with sync_playwright() as playwright:
+        browser = chromium_trusting(playwright, issued.root, tmp_path)
+        try:
+            context = browser.new_context(locale="en-GB")
+            traffic = Traffic.watch(context)
+            page = open_page(context.new_page(), url)
+            assert page.evaluate("window.isSecureContext")
+            assert service_worker_state(page) == "activated"
+            choose_photo(page, leaf_photos()[0])
+            result = wait_for_result(page)
+            assert result["name"] and result["confidence"]
+            schemes = {urlsplit(r.url).scheme for r in traffic.requests}
+            assert schemes <= {"https", "data", "blob"}, schemes  # no mixed content
+            assert traffic.console_errors == [] and traffic.csp_violations == []
+            assert traffic.uploads() and all(u.url.startswith(url) for u in traffic.uploads())
+        finally:
+            browser.close()
+
+
+def test_on_plain_http_the_same_name_gets_no_service_worker(tmp_path: Path) -> None:
+    """The contrast: the same page on the same name over plain HTTP (HTTPS off) is no secure
+    context, so the browser offers it no service worker (the page says why in the console,
+    nothing breaks)."""
+    from playwright.sync_api import sync_playwright
+    stack = start_local_stack(tmp_path, env={"UI_HOST": UI_NAME, "API_HOST": API_NAME})
+    try:
+        with sync_playwright() as playwright:
+            browser = chromium_trusting(playwright, write_ca_and_server(tmp_path, UI_NAME)[0],
+                                        tmp_path / "home")
+            try:
+                page = open_page(browser.new_page(), f"http://{UI_NAME}:{stack.port}/")
+                assert page.evaluate("window.isSecureContext") is False
+                assert page.evaluate("'serviceWorker' in navigator") is False
+            finally:
+                browser.close()
+    finally:
+        stack.stop()
 
 
 # -- the store outlives a restart ------------------------------------------------------------
