@@ -21,7 +21,8 @@ def test_every_class_sorted_descending() -> None:
 
 def test_body_fields() -> None:
     body = build_prediction([0.1, 0.05, 0.2, 0.6, 0.05], LABELS, threshold=0.5,
-                            model=ModelInfo(name="cassava", version=2), request_id="r1")
+                            model=ModelInfo(name="cassava", version=2, label="canary", demo=False),
+                            request_id="r1")
     assert body.model_dump() == {
         "prediction": "name of CMD", "code": "CMD", "confidence": 0.6, "low_confidence": False,
         # -sum(p ln p) / ln 5, written out here rather than asked of the code under test.
@@ -30,7 +31,8 @@ def test_body_fields() -> None:
         "probabilities": [{"code": code, "name": f"name of {code}", "probability": probability}
                           for code, probability in [("CMD", 0.6), ("CGM", 0.2), ("CBB", 0.1),
                                                     ("CBSD", 0.05), ("Healthy", 0.05)]],
-        "model": {"name": "cassava", "version": 2}, "request_id": "r1"}
+        "model": {"name": "cassava", "version": 2, "label": "canary", "demo": False},
+        "request_id": "r1"}
 
 
 @pytest.mark.parametrize(("top", "threshold", "low"), [(0.49, 0.5, True), (0.5, 0.5, False)])
