@@ -4,4 +4,5 @@
 # Environment: IMAGE_PREFIX, IMAGE_TAG and the base-image variables (.env.example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/vendor-ui-runtime  # html/vendor/: the on-device runtime from npm (pinned)
 exec docker compose build "$@" ui.service

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from app.labels import Label
+from app.probabilities import normalised_entropy
 from app.schemas import ClassProbability, ModelInfo, PredictionResponse
 
 
@@ -16,18 +16,6 @@ def rank(values: Sequence[float], labels: Sequence[Label]) -> list[ClassProbabil
     order = sorted(range(len(labels)), key=lambda index: -float(values[index]))
     return [ClassProbability(code=labels[i].code, name=labels[i].name,
                              probability=min(max(float(values[i]), 0.0), 1.0)) for i in order]
-
-
-def normalised_entropy(values: Sequence[float]) -> float:
-    """Shannon entropy of the distribution divided by its maximum, log(classes): 0 when one class
-    has all the probability, 1 when every class is equally likely. The row is renormalised first
-    (a softmax sums to 1 only up to rounding); a single class is always 0."""
-    clipped = [min(max(float(value), 0.0), 1.0) for value in values]
-    total = sum(clipped)
-    if len(clipped) < 2 or total <= 0.0:
-        return 0.0
-    entropy = -sum(p / total * math.log(p / total) for p in clipped if p > 0.0)
-    return min(max(entropy / math.log(len(clipped)), 0.0), 1.0)
 
 
 def build_prediction(values: Sequence[float], labels: Sequence[Label], *, threshold: float,

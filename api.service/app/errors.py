@@ -98,6 +98,10 @@ MODEL_MISCONFIGURED = ProblemType(503, "model_misconfigured", "Service misconfig
 MODEL_TIMEOUT = ProblemType(504, "model_timeout", "Model timed out",
                             "The model did not answer within 5 s.")
 NOT_FOUND = ProblemType(404, "not_found", "Not Found", "No such endpoint: GET /predict.")
+ON_DEVICE_NOT_FOUND = ProblemType(
+    404, "on_device_model_not_found", "No such on-device model",
+    "Version 1 has no on-device model with SHA-256 0000000000000000000000000000000000000000000000"
+    "000000000000000000; GET /v1/model names the current one.")
 METHOD_NOT_ALLOWED = ProblemType(405, "method_not_allowed", "Method Not Allowed",
                                  "Method GET not allowed on /predict/image.")
 INTERNAL_ERROR = ProblemType(500, "internal_error", "Internal server error",

@@ -11,8 +11,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,22 @@ class Metric(BaseModel):
     quote: str | None = Field(None, description="the source's own words, when quoted")
 
 
+class OnDeviceEntry(BaseModel):
+    """The version's on-device (TensorFlow Lite) artifact, as its publisher recorded it
+    (model.service/training/on_device.py; docs/mobile.md)."""
+
+    model_config = ConfigDict(strict=True)
+
+    format: Literal["tflite"]
+    file: str = Field(examples=["assets.extra/model.tflite"],
+                      description="path inside the version directory")
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    bytes: int = Field(ge=1)
+    quantization: Literal["float16", "dynamic_range", "float32"]
+    fidelity: dict[str, str | int | float] | None = Field(
+        None, description="the publish-time check against the SavedModel")
+
+
 class ModelCard(BaseModel):
     """What the model is, what it was trained on, what it is for, and whether it is a demo."""
 
@@ -47,6 +71,19 @@ class ModelCard(BaseModel):
     source: dict[str, str | int | float | None] | None = Field(
         None, description="where the weights come from (URL, commit, SHA-256, ...)")
     metrics: list[Metric]
+    on_device: OnDeviceEntry | None = Field(
+        None, description="the on-device artifact; null when the version has none")
+
+    @field_validator("on_device", mode="wrap")
+    @classmethod
+    def _unusable_entry_is_none(cls, value: Any, handler: ValidatorFunctionWrapHandler
+                                ) -> OnDeviceEntry | None:
+        """A malformed on_device entry costs the artifact (logged), not the whole card."""
+        try:
+            return handler(value)
+        except ValidationError as error:
+            log.error("model card: unusable on_device entry, no on-device model: %s", error)
+            return None
 
 
 def card_path(labels_path: Path) -> Path:

@@ -44,8 +44,10 @@ MAX_REQUEST_ID_LENGTH = 128
 
 def _monitoring_config_class() -> type:
     """tensorflow.serving.MonitoringConfig (tensorflow_serving/config/monitoring_config.proto):
-    tensorflow-serving-api ships no Python module for it, so the two messages are declared here,
-    field for field, and text_format parses them exactly like TF Serving does."""
+    tensorflow-serving-api (2.21.0) ships no Python module for it (its tensorflow_serving.config
+    has model_server_config_pb2 and others, not monitoring_config_pb2; test_monitoring_config.py
+    notices when one does), so the two messages are declared here, field for field, and
+    text_format parses them exactly like TF Serving does."""
     field = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(
         name="model_server/monitoring_config.proto", package="tensorflow.serving",

@@ -36,11 +36,17 @@ ROUTE = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?",
     re.IGNORECASE)
-# A 150x150x3 image is ~1 MB as JSON, which Python holds as ~10x that in objects while parsing.
-MAX_BODY_BYTES = 64 * 1024 * 1024
-# Inference calls run at once from REST; further requests wait (their number is bounded by the
-# server's connection limit, rest_server.py).
+# Sized for the model server's 2 GiB memory limit (docker-compose.yml, deploy/), docs/model-server.md:
+# a 150x150x3 float image is ~1.3 MB as JSON (12 of them fit in a body), and Python holds a body
+# as up to ~10x that in objects while parsing it.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# Inference calls run at once from REST.
 INFERENCE_THREADS = 4
+# Requests whose bodies are in memory at once (being read, waiting for a thread, or parsed). Further
+# requests wait before their body is read, so it stays in the kernel's buffers and the client's;
+# their number is bounded by the connection cap (rest_server.py). Worst case in memory:
+# 8 x 16 MiB of bodies + 4 x ~160 MiB being parsed, well inside 2 GiB beside the model.
+BODIES_IN_MEMORY = 2 * INFERENCE_THREADS
 
 
 def to_json(message) -> dict:
@@ -136,6 +142,7 @@ def app(registry: ModelRegistry, body_timeout: float = 30.0,
     """The REST API as an ASGI app. `extra_routes` come first (e.g. a metrics endpoint)."""
     api = RestApi(registry)
     limiter = anyio.CapacityLimiter(INFERENCE_THREADS)
+    bodies = anyio.CapacityLimiter(BODIES_IN_MEMORY)
 
     async def answer(call: Callable[[], object]) -> Response:
         try:
@@ -158,14 +165,16 @@ def app(registry: ModelRegistry, body_timeout: float = 30.0,
             if match["metadata"]:
                 return await answer(lambda: api.metadata(match))
             return await answer(lambda: api.status(match))
-        body = await _body(request, body_timeout)
+        # A request that will be refused is refused before its body is read (or waited for).
         if match["method"] is None or match["metadata"]:
             return _error(HTTPStatus.METHOD_NOT_ALLOWED,
                           f"Malformed request: POST {path} (POST needs :predict)")
         if match["method"].lower() != "predict":
             return _error(HTTPStatus.NOT_IMPLEMENTED, f"The :{match['method']} API is not "
                           "supported by this server (only :predict)")
-        return await answer(lambda: api.predict(match, body))
+        async with bodies:
+            body = await _body(request, body_timeout)
+            return await answer(lambda: api.predict(match, body))
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)

@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 
 from training.card import check_card, minimal_card, read_cards, write_card
+from training.on_device import DEFAULT_QUANTIZATION, QUANTIZATIONS, photo_files
+from training.on_device import publish as publish_on_device
 from training.repository import (
     PublishError,
     VersionExistsError,
@@ -87,22 +89,27 @@ def _check_saved_model(source: Path) -> int | None:
 
 
 def convert(source: Path, model_dir: Path, labels: Path | None = None,
-            version: int | None = None, card: dict | None = None) -> Path:
-    """Publish `source` as a new version under model_dir, with its labels and its model card
-    (a minimal one when `card` is None); returns the version directory."""
+            version: int | None = None, card: dict | None = None,
+            photos: list[Path] | None = None, quantization: str = DEFAULT_QUANTIZATION,
+            log=print) -> Path:
+    """Publish `source` as a new version under model_dir, with its labels, its model card
+    (a minimal one when `card` is None) and its on-device artifact when that passes the fidelity
+    gate on the fixture photos and `photos` (training.on_device); returns the version
+    directory."""
     if not source.exists():
         raise PublishError(f"input {source} does not exist")
     if version is not None and (model_dir / str(version)).exists():
         raise VersionExistsError(f"version {version} already exists at {model_dir / str(version)}"
                                  "; versions are immutable: choose another --version or omit it")
     label_list = read_labels(labels) if labels is not None else None
+    photo_files(photos or [])  # a wrong --photos stops us before anything is published
     card = check_card(card) if card is not None else minimal_card(source)
     read_cards(model_dir)  # an unreadable model.json stops us before anything is published
 
     if source.is_dir():
         classes = _check_saved_model(source)
 
-        def write(path: Path) -> None:
+        def write_saved_model(path: Path) -> None:
             shutil.copytree(source, path)
     elif source.suffix.lower() in KERAS_SUFFIXES:
         import numpy as np
@@ -115,7 +122,7 @@ def convert(source: Path, model_dir: Path, labels: Path | None = None,
         shape = [2 if d is None else int(d) for d in model.inputs[0].shape]
         sample = np.random.default_rng(0).random(shape, dtype=np.float32)
 
-        def write(path: Path) -> None:
+        def write_saved_model(path: Path) -> None:
             export_saved_model(model, path, input_key, output_key)
             check_served_like_keras(model, path, sample)
     else:
@@ -124,9 +131,17 @@ def convert(source: Path, model_dir: Path, labels: Path | None = None,
 
     if label_list is not None and classes is not None and len(label_list) != classes:
         raise PublishError(f"labels list {len(label_list)} classes but the model outputs {classes}")
+    on_device: dict = {}
+
+    def write(path: Path) -> None:
+        write_saved_model(path)
+        on_device["entry"] = publish_on_device(path, photos or [], quantization, log)
+
     version_dir = publish_version(model_dir, write, version)
     if label_list is not None:
         write_labels(model_dir, label_list)
+    if on_device.get("entry"):
+        card = {**card, "on_device": on_device["entry"]}
     write_card(model_dir, int(version_dir.name), card)
     return version_dir
 
@@ -140,6 +155,15 @@ def read_card_file(path: Path) -> dict:
     if not isinstance(fields, dict):
         raise PublishError(f"model card {path} must be a JSON object")
     return fields
+
+
+def add_on_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--photos and --quantization of every command that publishes a version."""
+    parser.add_argument("--photos", type=Path, action="append", default=[],
+                        help="the on-device artifact must also answer like the SavedModel on "
+                             "the photos in this directory (repeatable; docs/mobile.md)")
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default=DEFAULT_QUANTIZATION,
+                        help=f"on-device weights (default: {DEFAULT_QUANTIZATION})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                              "written to REPOSITORY/NAME/model.json (see docs/model-card.md)")
     parser.add_argument("--version", type=int, help="version number (default: the next one); "
                         "an existing version is never overwritten")
+    add_on_device_arguments(parser)
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '_', '-', '.'")
@@ -165,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.card is not None:
             card = {**minimal_card(args.source), **read_card_file(args.card)}
         version_dir = convert(args.source, args.repository / args.name, args.labels, args.version,
-                              card)
+                              card, args.photos, args.quantization)
     except PublishError as exc:
         print(f"convert-model: error: {exc}", file=sys.stderr)
         return 1

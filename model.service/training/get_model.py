@@ -181,14 +181,19 @@ def _same_classes(model_dir: Path, labels: list[dict]) -> bool:
     return [(x["code"], x["name"]) for x in present] == [(x["code"], x["name"]) for x in labels]
 
 
-def install(entry: Entry, model_file: Path, model_dir: Path, workdir: Path) -> Path:
-    """Convert the verified file into the next version of model_dir with labels and card. A
-    labels.json naming the same classes stays (it may say more, e.g. the demo's descriptions)."""
+def install(entry: Entry, model_file: Path, model_dir: Path, workdir: Path,
+            photos: list[Path] | None = None, quantization: str | None = None,
+            log=print) -> Path:
+    """Convert the verified file into the next version of model_dir with labels, card and
+    on-device artifact. A labels.json naming the same classes stays (it may say more, e.g. the
+    demo's descriptions)."""
     from training.convert import convert
+    from training.on_device import DEFAULT_QUANTIZATION
 
     labels = None if _same_classes(model_dir, entry.labels) else \
         write_json(workdir / "labels.json", entry.labels)
-    return convert(model_file, model_dir, labels, card=entry.card)
+    return convert(model_file, model_dir, labels, card=entry.card, photos=photos,
+                   quantization=quantization or DEFAULT_QUANTIZATION, log=log)
 
 
 @contextlib.contextmanager
@@ -204,7 +209,8 @@ def _temporary_files_in(path: str) -> Iterator[None]:
 
 
 def get_model(entry: Entry, model_dir: Path, *, url: str | None, file: Path | None,
-              timeout: float, console: Console) -> Path:
+              timeout: float, console: Console, photos: list[Path] | None = None,
+              quantization: str | None = None) -> Path:
     """Fetch (or copy), verify, install; returns the new version directory."""
     with tempfile.TemporaryDirectory(prefix="get-model-") as tmp, _temporary_files_in(tmp):
         workdir = Path(tmp)
@@ -220,7 +226,8 @@ def get_model(entry: Entry, model_dir: Path, *, url: str | None, file: Path | No
         verify(what, entry, size, sha256, head)
         console.print(f"get-model: {entry.filename}: {size:,} bytes, SHA-256 {sha256} (verified)")
         console.print(f"get-model: converting into {model_dir} ...")
-        return install(entry, model_file, model_dir, workdir)
+        return install(entry, model_file, model_dir, workdir, photos, quantization,
+                       log=lambda line: console.print(f"get-model: {line}"))
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
@@ -241,6 +248,9 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     source.add_argument("--url", help="download from this URL instead (a mirror)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds without data before the download is abandoned (default 30)")
+    from training.convert import add_on_device_arguments
+
+    add_on_device_arguments(parser)
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '_', '-', '.'")
@@ -249,7 +259,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     entry = Entry.from_catalogue(args.model, catalogue[args.model])
     try:
         version_dir = get_model(entry, args.repository / args.name, url=args.url, file=args.file,
-                                timeout=args.timeout, console=console)
+                                timeout=args.timeout, console=console, photos=args.photos,
+                                quantization=args.quantization)
     except (GetModelError, PublishError) as exc:
         console.print(f"get-model: error: {exc}")
         console.print("get-model: nothing was installed")

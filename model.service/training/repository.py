@@ -91,15 +91,14 @@ def publish_version(model_dir: Path, write: Callable[[Path], None],
     return final
 
 
-def write_json(target: Path, data: object) -> Path:
-    """Write JSON to target atomically (temporary file beside it, fsync, os.replace): readers
+def write_atomically(target: Path, content: bytes) -> Path:
+    """Write bytes to target atomically (temporary file beside it, fsync, os.replace): readers
     see the old file or the new one, never half of one."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".json", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
-            out.write("\n")
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the API (another user) reads it
@@ -109,6 +108,12 @@ def write_json(target: Path, data: object) -> Path:
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def write_json(target: Path, data: object) -> Path:
+    """Write JSON to target atomically (write_atomically)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return write_atomically(target, text.encode("utf-8"))
 
 
 def write_labels(model_dir: Path, labels: list[dict]) -> Path:

@@ -17,6 +17,8 @@ import numpy as np
 from training import dataset
 from training.card import demo_card, write_card
 from training.labels import LABELS
+from training.on_device import photo_files
+from training.on_device import publish as publish_on_device
 from training.repository import PublishError, publish_version, write_labels
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parents[1] / "models"
@@ -96,11 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--processes", type=int, default=2, help="image-rendering processes")
     parser.add_argument("--report", type=Path, help="also write the training report (JSON) here")
+    from training.convert import add_on_device_arguments
+
+    add_on_device_arguments(parser)
     args = parser.parse_args(argv)
     model_dir = args.repository / args.name
     if args.version is not None and (model_dir / str(args.version)).exists():
         print(f"train-demo-model: error: version {args.version} already exists at "
               f"{model_dir / str(args.version)}", file=sys.stderr)
+        return 1
+    try:
+        photo_files(args.photos)
+    except PublishError as exc:
+        print(f"train-demo-model: error: {exc}", file=sys.stderr)
         return 1
 
     model, report, x_val = train(args.per_class, args.val_per_class, args.epochs,
@@ -112,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     def write(path: Path) -> None:
         export_saved_model(model, path, INPUT_KEY, OUTPUT_KEY)
         report["export_max_abs_diff"] = check_served_like_keras(model, path, sample)
+        report["on_device"] = publish_on_device(path, args.photos, args.quantization,
+                                                log=lambda line: print(line, file=sys.stderr))
 
     try:
         version_dir = publish_version(model_dir, write, args.version)
@@ -119,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train-demo-model: error: {exc}", file=sys.stderr)
         return 1
     write_labels(model_dir, LABELS)
-    write_card(model_dir, int(version_dir.name), demo_card(report))
+    card = demo_card(report)
+    if report["on_device"]:
+        card["on_device"] = report["on_device"]
+    write_card(model_dir, int(version_dir.name), card)
     report["version_dir"] = str(version_dir)
     report["size_bytes"] = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file())
     text = json.dumps(report, indent=2)

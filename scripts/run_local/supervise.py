@@ -10,6 +10,7 @@ import json
 import os
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -32,9 +33,19 @@ def _die_with_runner() -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def http_get(port: int, path: str, host: str = "127.0.0.1",
-             timeout: float = 1.0) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_get(port: int, path: str, host: str = "127.0.0.1", timeout: float = 1.0,
+             tls: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One GET to 127.0.0.1:port with `Host: host`. tls=True: a readiness probe of the own
+    proxy over HTTPS, which checks routing, not the certificate (it may not be issued yet)."""
+    connection: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                                 context=context)
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", path, headers={"Host": host})
         response = connection.getresponse()

@@ -36,7 +36,19 @@ def test_a_prediction_becomes_a_row() -> None:
     assert row_from_result("a.jpg", PREDICTION, HERE) == Row(
         file="a.jpg", taken_at="2024-05-01T09:30:15+03:00", latitude=-0.1, longitude=34.7,
         prediction="Cassava Mosaic Disease (CMD)", code="CMD", confidence=0.93,
-        low_confidence=False, entropy=0.21, model="cassava", model_version=3)
+        low_confidence=False, entropy=0.21, model="cassava", model_version=3, source="server")
+
+
+def test_an_offline_answer_says_it_came_from_the_device() -> None:
+    assert row_from_result("a.jpg", PREDICTION, HERE, source="device").source == "device"
+
+
+def test_a_csv_of_an_older_version_without_source_still_reads(tmp_path: Path) -> None:
+    write_csv(tmp_path / "r.csv", [row_from_result("a.jpg", PREDICTION, HERE)])
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    (tmp_path / "r.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    (row,) = read_csv(tmp_path / "r.csv")
+    assert (row.code, row.source) == ("CMD", None)
 
 
 def test_a_problem_becomes_a_row_with_the_error() -> None:

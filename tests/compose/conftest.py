@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.compose.project import OFFLINE_ENV, ComposeProject, read_env_file, run
+from tests.support.absent import skip_or_fail
 from tests.support.paths import MODEL_REPOSITORY, SCRIPTS_DIR
 from tests.support.ports import free_port
 
@@ -54,10 +55,8 @@ def docker_engine() -> None:
     problem = engine_problem()
     if problem is None:
         return
-    message = f"no Docker engine reachable ({problem}); start one with scripts/docker-engine start"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(f"no Docker engine reachable ({problem}); "
+                 "start one with scripts/docker-engine start")
 
 
 @pytest.fixture(scope="session")

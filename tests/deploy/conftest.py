@@ -13,6 +13,7 @@ import pytest
 
 from tests.compose.conftest import engine_problem
 from tests.deploy.swarm_lab import Lab
+from tests.support.absent import skip_or_fail
 
 # Cold: the four images built on the stand-in bases; warm (after tests/compose): a minute.
 DEPLOY_TIMEOUT = 1800
@@ -30,9 +31,7 @@ def swarm_lab(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> 
     nodes' and the stack's state is kept in test-artifacts/swarm-lab.log)."""
     problem = lab_problem()
     if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {problem}", pytrace=False)
-        pytest.skip(problem)
+        skip_or_fail(problem)
     reuse = os.environ.get("SWARM_LAB_REUSE")  # a developer's lab: used as is, kept afterwards
     if reuse:
         lab = Lab(env={**os.environ, "SWARM_LAB_STATE": reuse})

@@ -11,20 +11,23 @@ from pathlib import Path
 
 import yaml
 
+from tests.deploy.oci_runtime import host_runtime
 from tests.support.paths import REPO_ROOT, SCRIPTS_DIR
 
 KUBERNETES_DIR = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("dev", "production")
 TOOLS_BIN = REPO_ROOT / ".venv-deploy" / "bin"
 
-# podman here: no systemd (cgroupfs, file events) and limits it cannot read from the host's
-# defaults (the issue's measured facts).
+# podman here: no systemd (cgroupfs, file events), limits it cannot read from the host's
+# defaults (the issue's measured facts), and the OCI runtime this cgroup layout allows
+# (oci_runtime.py: crun, or runc where crun refuses the layout).
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+runtime = "{runtime}"
 """
 
 
@@ -53,15 +56,29 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
+def podman_problem() -> str | None:
+    """Why podman cannot run containers here, or None."""
+    if os.geteuid() != 0:
+        return "podman is run rootful here (needs root)"
+    if shutil.which("podman") is None:
+        return "podman is not installed (scripts/install-deploy-tools)"
+    try:
+        host_runtime()
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 class Podman:
     """podman with a private store, run dir, config and network, all removed by `close`."""
 
-    def __init__(self, workdir: Path, network: str) -> None:
+    def __init__(self, workdir: Path, network: str, runtime: str) -> None:
         self.workdir = workdir
         self.network = network
+        self.runtime = runtime
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "containers.conf"
-        conf.write_text(CONTAINERS_CONF)
+        conf.write_text(CONTAINERS_CONF.format(runtime=runtime))
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
         # podman refuses a run root path longer than 50 characters.
         self.runroot = Path(tempfile.mkdtemp(prefix="cassava-podman-"))

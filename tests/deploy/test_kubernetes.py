@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +24,15 @@ from tests.deploy.kube import (
     by_kind,
     documents,
     install_tools,
+    podman_problem,
     render,
     tool,
 )
+from tests.deploy.oci_runtime import host_runtime
+from tests.support.absent import skip_or_fail
 from tests.support.edge_config import dynamic_default
 from tests.support.paths import MODEL_REPOSITORY, SCRIPTS_DIR
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +160,11 @@ def test_labels_and_card_are_the_model_repository_s(name: str) -> None:
 
 @pytest.fixture
 def podman(tmp_path: Path) -> Iterator[Podman]:
-    problem = podman_problem()
+    problem = podman_problem() or engine_problem()  # the images come from the Docker engine
     if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {problem}", pytrace=False)
-        pytest.skip(problem)
-    runner = Podman(tmp_path / "podman", network=f"cassava-kube-{uuid.uuid4().hex[:8]}")
+        skip_or_fail(problem)
+    runner = Podman(tmp_path / "podman", network=f"cassava-kube-{uuid.uuid4().hex[:8]}",
+                    runtime=host_runtime())
     runner("network", "create", runner.network)
     try:
         yield runner
@@ -171,12 +172,6 @@ def podman(tmp_path: Path) -> Iterator[Podman]:
         runner.close()
 
 
-def podman_problem() -> str | None:
-    if os.geteuid() != 0:
-        return "podman kube play is run rootful here (needs root)"
-    if shutil.which("podman") is None:
-        return "podman is not installed (scripts/install-deploy-tools)"
-    return engine_problem()  # the images come from the Docker engine
 
 
 def dev_overlay_with_local_images(workdir: Path, tag: str, model_address: str) -> Path:
@@ -228,15 +223,10 @@ def test_podman_kube_play_runs_api_and_model_and_predicts(
     podman.play(api_yaml)
     api = f"http://{podman.ip('api-pod-0-api')}:8000"
 
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/readyz", timeout=3).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    else:
+    try:
+        wait_until(lambda: httpx.get(f"{api}/readyz", timeout=3).status_code == 200, 240,
+                   "a ready API pod", every=2, ignore=(httpx.HTTPError,))
+    except TimeoutError:
         pytest.fail(f"API not ready:\n{podman.logs('api-pod-0-api')[-3000:]}\n"
                     f"{podman.logs('model-pod-0-model')[-3000:]}")
     reply = httpx.post(f"{api}/predict/image", timeout=60, files={

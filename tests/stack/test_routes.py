@@ -11,13 +11,11 @@ import httpx
 import pytest
 
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack
+from tests.ui_service.browsing import PAGE_CSP as CSP
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 CLASSES = {"CBB", "CBSD", "CGM", "CMD", "Healthy"}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 FOREIGN_ORIGIN = "http://evil.example"
 
 

@@ -83,7 +83,8 @@ def test_api_answers_are_never_cached(page: Page, ui: str, leaf_photo_paths: lis
     assert urls and not [url for url in urls if "/api/" in url]
     assert {url.removeprefix(ui) for url in urls} == {
         "", "app.js", "styles.css", "manifest.webmanifest", "icons/icon.svg",
-        "i18n/en.json", "i18n/fr.json", "i18n/sw.json", "i18n/pt.json"}
+        "i18n/en.json", "i18n/fr.json", "i18n/sw.json", "i18n/pt.json", "ondevice.js",
+        "preprocess.js"}
 
 
 def test_old_caches_are_deleted_on_activation(page: Page, ui: str) -> None:

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, Request
 
 from tests.support.local_stack import LocalStack
 from tests.ui_service.browsing import (
+    PAGE_CSP as CSP,
     UI_HOST,
     Traffic,
     choose_photo,
@@ -21,9 +22,6 @@ from tests.ui_service.browsing import (
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
 FIRST_LOAD_BUDGET = 60_000  # bytes on the wire: headers + (compressed) bodies
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def wire_bytes(request: Request) -> int:

@@ -9,14 +9,20 @@ const API_PATH = 'api/predict/image';
 const MODEL_PATH = 'api/v1/model';
 const UPLOAD_TIMEOUT_MS = 120000; // 150 KB at 2G speeds still fits
 const LANG_KEY = 'lang';
+const PACK_PREFIX = 'cassava-offline-'; // ondevice.js's caches: one per verified offline pack
+const API_ROOT = 'api/'; // the on_device url is a path on the API; the page reaches it here
 
 const $ = (id) => document.getElementById(id);
 let strings = {};
 let language = 'en';
 const state = {
   status: '', progress: null, result: null, error: null, blob: null, xhr: null,
-  model: null, // {version, demo} from /api/v1/model, once known
+  model: null, // {version, demo, labels, onDevice} from /api/v1/model, once known
+  file: null, // the photo as chosen: what the phone diagnoses when the server cannot
+  offline: { pack: null, runtime: null, size: null, key: '', busy: false },
 };
+let device = null; // ondevice.js, imported only when the offline pack is wanted or there
+const loadDevice = async () => { device = device || await import('./ondevice.js'); return device; };
 
 // ---- language -------------------------------------------------------------------------------
 
@@ -54,10 +60,15 @@ export async function setLanguage(code, remember = false) {
 
 // ---- the served model ---------------------------------------------------------------------
 
-/** {version, demo} from a GET /v1/model body; demo only when the card says so, explicitly. */
+/** {version, demo, labels, onDevice} from a GET /v1/model body; demo only when the card says so,
+ * explicitly; onDevice only when it is a complete TFLite artifact description (else null). */
 export function modelStatus(body) {
   if (!body || !Number.isInteger(body.version)) return null;
-  return { version: body.version, demo: body.demo === true };
+  const art = body.on_device;
+  const onDevice = art && art.format === 'tflite' && typeof art.url === 'string'
+    && /^[0-9a-f]{64}$/.test(art.sha256) && Number.isInteger(art.bytes) ? art : null;
+  const labels = Array.isArray(body.labels) ? body.labels : [];
+  return { version: body.version, demo: body.demo === true, labels, onDevice };
 }
 
 /** Ask the API which model answers and whether it is a demo; keep what we knew on failure. */
@@ -71,6 +82,117 @@ export async function loadModel() {
     return; // offline or the API is down: the next answer triggers another look
   }
   render();
+  await syncOffline();
+}
+
+// ---- diagnosis without network (ondevice.js) -------------------------------------------------
+
+function offlineSupported() {
+  return typeof WebAssembly === 'object' && 'caches' in window && Boolean(window.crypto && crypto.subtle);
+}
+
+/** Download size of the pack in bytes: the runtime gzipped (the larger of its two builds; the
+ * browser takes one) plus the model as served. */
+export function offlineSize(runtime, onDevice) {
+  const build = (files) => files.reduce((sum, name) => sum + runtime.files[name].gzip_bytes, 0);
+  return Math.max(...Object.values(runtime.variants).map(build)) + onDevice.bytes;
+}
+
+function setPack(pack) {
+  state.offline.pack = pack;
+  if (pack) document.documentElement.dataset.offlineReady = String(pack.version);
+  else delete document.documentElement.dataset.offlineReady;
+}
+
+/** On load: the verified pack this phone keeps, if any (ondevice.js is not loaded otherwise). */
+async function restorePack() {
+  if (!offlineSupported()) return;
+  const names = await caches.keys().catch(() => []);
+  if (!names.some((name) => name.startsWith(PACK_PREFIX))) return;
+  setPack(await (await loadDevice()).currentPack());
+  render();
+}
+
+/** Online, with the served model known: show the download size; replace an outdated pack (the
+ * old one stays until the new one verified); keep the last one if the server has none. */
+async function syncOffline() {
+  const off = state.offline;
+  const onDevice = state.model && state.model.onDevice;
+  if (!offlineSupported() || !onDevice) {
+    render();
+    return;
+  }
+  try {
+    const response = await fetch('vendor/runtime.json', { cache: 'no-cache' });
+    if (!response.ok) throw new Error(`vendor/runtime.json: HTTP ${response.status}`);
+    off.runtime = await response.json();
+    off.size = offlineSize(off.runtime, onDevice);
+  } catch (error) {
+    console.warn('offline pack:', error);
+    render();
+    return;
+  }
+  render();
+  if (off.pack && !off.busy && !(await loadDevice()).packIsCurrent(off.pack, onDevice, off.runtime)) {
+    await installOffline();
+  }
+}
+
+async function installOffline() {
+  const off = state.offline;
+  Object.assign(off, { busy: true, key: 'offline.downloading' });
+  render();
+  try {
+    const ondevice = await loadDevice();
+    const runtime = off.runtime || await ondevice.runtimeManifest();
+    setPack(await ondevice.installPack(state.model, runtime, API_ROOT));
+    off.key = 'offline.ready';
+  } catch (error) {
+    console.warn('offline pack:', error);
+    off.key = error.key || 'offline.failed';
+  } finally {
+    off.busy = false;
+    render();
+  }
+}
+
+async function removeOffline() {
+  await (await loadDevice()).removePacks();
+  setPack(null);
+  state.offline.key = 'offline.removed';
+  render();
+}
+
+/** The sentence under the offline control, and its placeholders. */
+function offlineMessage() {
+  const { pack, key } = state.offline;
+  const onDevice = state.model && state.model.onDevice;
+  const vars = { version: pack ? pack.version : '', server: state.model ? state.model.version : '' };
+  if (!offlineSupported()) return ['offline.unsupported', vars];
+  if (state.model && !onDevice) return [pack ? 'offline.kept' : 'offline.none', vars];
+  if (key) return [key, { ...vars, size: megabytes(state.offline.size) }];
+  return pack ? ['offline.ready', vars] : ['', vars];
+}
+
+const megabytes = (bytes) => (bytes ? (bytes / 1e6).toFixed(1) : '?');
+
+/** Whether a failed upload should be answered on the phone instead. */
+function deviceCanAnswer() {
+  return Boolean(state.offline.pack && state.file && offlineSupported());
+}
+
+/** Diagnose the chosen photo on this phone with the offline pack. */
+async function diagnoseHere() {
+  Object.assign(state, { error: null, result: null, status: 'upload.on_device', progress: null });
+  render();
+  try {
+    const result = await (await loadDevice()).diagnoseOnDevice(state.file, state.offline.pack);
+    Object.assign(state, { status: 'result.ready', result });
+  } catch (error) {
+    console.error('on-device diagnosis:', error);
+    fail({ kind: 'network' });
+  }
+  showAnswer();
 }
 
 // ---- photo -> small JPEG --------------------------------------------------------------------
@@ -220,6 +342,7 @@ export async function diagnose(blob) {
 }
 
 export async function submit(form) {
+  if (!navigator.onLine && deviceCanAnswer()) return diagnoseHere();
   Object.assign(state, { error: null, result: null, status: 'upload.sending', progress: 0 });
   render();
   try {
@@ -234,16 +357,24 @@ export async function submit(form) {
       Object.assign(state, { status: 'result.ready', progress: null, result: body });
       // Another version answered (a model was installed or removed): its card may differ.
       if (!state.model || (body.model && body.model.version !== state.model.version)) loadModel();
+    } else if ([502, 503, 504].includes(status) && deviceCanAnswer()) {
+      return diagnoseHere(); // the API cannot answer: the phone can
     } else {
       fail({ status, code });
     }
   } catch (error) {
     if (error.kind === 'abort') {
       Object.assign(state, { status: '', progress: null, error: { key: 'upload.cancelled', resend: true } });
+    } else if (deviceCanAnswer()) {
+      return diagnoseHere(); // no network, or the API unreachable
     } else {
       fail({ kind: error.kind || 'network' });
     }
   }
+  showAnswer();
+}
+
+function showAnswer() {
   render();
   if (state.result) {
     // The answer takes the focus (screen readers read it) and the top of the screen (phones).
@@ -260,7 +391,7 @@ function fail(details) {
 
 async function takeFile(file) {
   if (!file) return;
-  Object.assign(state, { result: null, error: null, status: 'upload.preparing', progress: null });
+  Object.assign(state, { result: null, error: null, status: 'upload.preparing', progress: null, file });
   render();
   let prepared;
   try {
@@ -300,6 +431,11 @@ function renderResult(result) {
     percent: percent(result.confidence),
   });
   $('result-low').hidden = !result.low_confidence;
+  const here = result.source === 'device';
+  $('result').dataset.code = result.code;
+  $('result').dataset.source = here ? 'device' : 'server';
+  $('result-source').hidden = !here;
+  $('result-source').textContent = here ? t('result.on_device', { version: result.model.version }) : '';
   const others = result.probabilities.filter((p) => p.code !== result.code);
   fillList($('result-others'), others.map((p) => {
     const name = document.createElement('span');
@@ -314,13 +450,31 @@ function renderResult(result) {
   fillList($('advice-sources'), advice.sources);
 }
 
+function renderOffline() {
+  const off = state.offline;
+  const toggle = $('offline-toggle');
+  const onDevice = state.model && state.model.onDevice;
+  toggle.checked = Boolean(off.pack) || off.busy;
+  toggle.disabled = off.busy || !offlineSupported() || (!off.pack && !onDevice);
+  $('offline-size').textContent = off.size && onDevice ? t('offline.size', { size: megabytes(off.size) }) : '';
+  const [key, vars] = offlineMessage();
+  $('offline-status').textContent = key ? t(key, vars) : '';
+}
+
 function render() {
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll('[data-i18n-alt]')) el.alt = t(el.dataset.i18nAlt);
   document.title = t('app.title');
+  document.querySelector('meta[name="description"]').content = t('app.description');
   $('lang').value = language;
+  const { pack } = state.offline;
   $('offline').hidden = navigator.onLine;
-  $('demo-notice').hidden = !(state.model && state.model.demo);
+  if (!navigator.onLine && pack) $('offline').textContent = t('offline.banner_device', { version: pack.version });
+  // The demo notice follows the card of the model that answers: the server's, or the pack's when
+  // the phone answers (or would: offline).
+  const packAnswers = pack && ((state.result && state.result.source === 'device') || !navigator.onLine);
+  $('demo-notice').hidden = !((state.model && state.model.demo) || (packAnswers && pack.demo));
+  renderOffline();
 
   $('status').textContent = state.status ? t(state.status) : '';
   const uploading = state.progress !== null;
@@ -364,6 +518,9 @@ function wire() {
   $('lang').addEventListener('change', (event) => {
     setLanguage(event.target.value, true).catch(() => render()); // unreachable file: keep the old one
   });
+  $('offline-toggle').addEventListener('change', (event) => {
+    if (event.target.checked) installOffline(); else removeOffline();
+  });
   window.addEventListener('online', render);
   window.addEventListener('offline', render);
 
@@ -383,6 +540,7 @@ function wire() {
 async function start() {
   wire();
   await setLanguage(pickLanguage(remembered(), navigator.languages));
+  await restorePack().catch((error) => console.warn('offline pack:', error));
   document.body.classList.add('ready');
   loadModel();
   if ('serviceWorker' in navigator) {

@@ -161,7 +161,8 @@ class TFServingClient:
         self._closing: set[asyncio.Task[None]] = set()
         self._open_channel()
         self._signatures: dict[int, Signature] = {}  # by model version
-        self._current_version: int | None = None  # the version the server answered with last
+        # The version the server answered with last, per version label (None: no label).
+        self._current: dict[str | None, int] = {}
         self._metadata_lock = asyncio.Lock()
 
     def _open_channel(self) -> None:
@@ -182,9 +183,12 @@ class TFServingClient:
         await asyncio.gather(*self._closing)
         await self._channel.close()
 
-    def _model_spec(self, *, with_signature: bool = False) -> model_pb2.ModelSpec:
+    def _model_spec(self, *, with_signature: bool = False, label: str | None = None
+                    ) -> model_pb2.ModelSpec:
         spec = model_pb2.ModelSpec(name=self.model_name)
-        if self.pinned_version is not None:
+        if label:  # TF Serving's version_label: the model server resolves it (rollout)
+            spec.version_label = label
+        elif self.pinned_version is not None:
             spec.version.value = self.pinned_version
         if with_signature:
             spec.signature_name = self.signature_name
@@ -214,16 +218,19 @@ class TFServingClient:
         return sorted(status.version for status in reply.model_version_status
                       if status.state == AVAILABLE)
 
-    async def signature(self) -> Signature:
-        """The serving signature of the version answering now (cached per version)."""
-        cached = self._signatures.get(self._current_version) if self._current_version else None
+    async def signature(self, label: str | None = None) -> Signature:
+        """The serving signature of the version answering now, for a version label or for
+        unlabelled requests (cached per version)."""
+        current = self._current.get(label)
+        cached = self._signatures.get(current) if current else None
         if cached is not None:
             return cached
         async with self._metadata_lock:
-            if self._current_version in self._signatures:
-                return self._signatures[self._current_version]
+            current = self._current.get(label)
+            if current in self._signatures:
+                return self._signatures[current]  # type: ignore[index]
             request = get_model_metadata_pb2.GetModelMetadataRequest(
-                model_spec=self._model_spec(), metadata_field=["signature_def"])
+                model_spec=self._model_spec(label=label), metadata_field=["signature_def"])
             reply = await self._call("GetModelMetadata", self._predictions.GetModelMetadata,
                                     request)
             try:
@@ -235,24 +242,29 @@ class TFServingClient:
                      signature.height, signature.width, signature.output_name,
                      signature.num_classes)
             self._signatures[signature.version] = signature
-            self._current_version = signature.version
+            self._current[label] = signature.version
             return signature
 
-    async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
-        """Run (N, H, W, 3) float32 images through `signature` in one call; one row per image."""
-        request = predict_pb2.PredictRequest(model_spec=self._model_spec(with_signature=True),
-                                             output_filter=[signature.output_name])
+    async def predict(self, signature: Signature, image: np.ndarray, label: str | None = None
+                      ) -> ModelOutput:
+        """Run (N, H, W, 3) float32 images through `signature` in one call; one row per image.
+        With a version label, the model server picks the version the label names now."""
+        request = predict_pb2.PredictRequest(
+            model_spec=self._model_spec(with_signature=True, label=label),
+            output_filter=[signature.output_name])
         request.inputs[signature.input_name].CopyFrom(to_tensor_proto(image))
         try:
             reply = await self._call("Predict", self._predictions.Predict, request)
         except ModelFailed:
-            self._current_version = None  # e.g. INVALID_ARGUMENT: the signature may have changed
+            # e.g. INVALID_ARGUMENT: the signature may have changed
+            self._current.pop(label, None)
             raise
         version = reply.model_spec.version.value if reply.model_spec.HasField("version") \
             else signature.version
-        if version != self._current_version:
-            log.info("model %s now answers with version %d", self.model_name, version)
-            self._current_version = version  # the next signature() fetches its metadata
+        if version != self._current.get(label):
+            log.info("model %s%s now answers with version %d", self.model_name,
+                     f" ({label})" if label else "", version)
+            self._current[label] = version  # the next signature() fetches its metadata
         if signature.output_name not in reply.outputs:
             raise ModelFailed(f"the reply has no output {signature.output_name!r}")
         try:

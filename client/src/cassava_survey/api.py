@@ -47,6 +47,16 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def http_client(timeout: float, connections: int = 4,
+                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The tool's HTTP client: *.localhost to loopback, its User-Agent, the timeout per wait."""
+    inner = transport or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=connections))
+    return httpx.AsyncClient(transport=LoopbackTransport(inner),
+                             timeout=httpx.Timeout(timeout, connect=10.0),
+                             headers={"User-Agent": "cassava-survey"})
+
+
 def describe_answer(reply: httpx.Response) -> str:
     """An error answer in a line: the problem document's title, detail and code when the server
     sent application/problem+json, else the status and the start of the body."""
@@ -89,11 +99,7 @@ class SurveyClient:
         self.on_retry = on_retry
         self.sleep = sleep
         self.jitter = jitter
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=connections))
-        self.http = httpx.AsyncClient(transport=LoopbackTransport(inner),
-                                      timeout=httpx.Timeout(timeout, connect=10.0),
-                                      headers={"User-Agent": "cassava-survey"})
+        self.http = http_client(timeout, connections, transport)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -9,24 +9,30 @@ from pathlib import Path
 import click
 
 from cassava_survey.api import ApiError, SurveyClient
+from cassava_survey.offline import OfflineError, OfflineModel, fetch_model, get_model, load_pack
 from cassava_survey.photos import Photo, find_photos
 from cassava_survey.results import ResumeJournal, read_csv, write_csv, write_geojson
 from cassava_survey.summary import PlotUnavailable, plot, render, summarise
-from cassava_survey.survey import diagnose_all
+from cassava_survey.survey import diagnose_all, diagnose_offline
 
 MIB = 1024 * 1024
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Diagnose cassava leaf photos through the cassava API and summarise the results."""
+    """Diagnose cassava leaf photos through the cassava API (or offline, on this computer) and
+    summarise the results."""
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--api", required=True, metavar="URL",
+@click.option("--api", metavar="URL",
               help="The API's address, e.g. http://api.service.localhost:8080 "
                    "(*.localhost names go to 127.0.0.1).")
+@click.option("--offline-model", metavar="DIR_OR_URL",
+              help="Diagnose on this computer, with no network: a model stored by "
+                   "`cassava-survey get-model` (its directory or file), or an API URL to fetch "
+                   "the served version's on-device model from once (needs the `offline` extra).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The results CSV; the GeoJSON goes beside it (same name, .geojson).")
 @click.option("--geojson", type=click.Path(dir_okay=False, path_type=Path),
@@ -45,18 +51,28 @@ def main() -> None:
               help="Retries of a request on 429, 502, 503, 504 or a failed connection.")
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for one answer.")
-def diagnose(paths: tuple[Path, ...], api: str, out: Path, geojson: Path | None,
-             resume_file: Path | None, concurrency: int, batch_size: int, batch_mib: float,
-             retries: int, timeout: float) -> None:
+def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None, out: Path,
+             geojson: Path | None, resume_file: Path | None, concurrency: int, batch_size: int,
+             batch_mib: float, retries: int, timeout: float) -> None:
     """Diagnose the photos in PATHS (files, or folders searched recursively)."""
     def retrying(message: str, delay: float) -> None:
         click.echo(f"\nretrying in {delay:.1f} s: {message}", err=True)
 
+    if (api is None) == (offline_model is None):
+        raise click.UsageError("give either --api URL (the server answers) or --offline-model "
+                               "(this computer answers)")
+    client: SurveyClient | None = None
+    model: OfflineModel | None = None
     try:
-        client = SurveyClient(api, retries=retries, timeout=timeout, connections=concurrency,
-                              on_retry=retrying)
+        if api is not None:
+            client = SurveyClient(api, retries=retries, timeout=timeout,
+                                  connections=concurrency, on_retry=retrying)
+        else:
+            model = _offline_model(offline_model or "", timeout)
     except ApiError as error:
         raise click.UsageError(str(error)) from None
+    except OfflineError as error:
+        raise click.ClickException(str(error)) from None
     photos, skipped = find_photos(paths)
     for item in skipped:
         click.echo(f"skipped {item.path}: {item.reason}", err=True)
@@ -64,13 +80,16 @@ def diagnose(paths: tuple[Path, ...], api: str, out: Path, geojson: Path | None,
     done = sum(1 for photo in photos if photo.key in journal.done)
     click.echo(f"{len(photos)} photos ({done} already done, {len(photos) - done} to send), "
                f"{len(skipped)} files skipped", err=True)
-    failure: ApiError | None = None
+    failure: ApiError | OfflineError | None = None
     with click.progressbar(length=len(photos) - done, label="diagnosing",
                            file=click.get_text_stream("stderr")) as bar:
         try:
-            asyncio.run(_run(photos, journal, client, batch_size, batch_mib, concurrency,
-                             bar.update))
-        except ApiError as error:
+            if client is not None:
+                asyncio.run(_run(photos, journal, client, batch_size, batch_mib, concurrency,
+                                 bar.update))
+            elif model is not None:
+                diagnose_offline(photos, journal, model, progress=bar.update)
+        except (ApiError, OfflineError) as error:
             failure = error
     rows = [journal.done[photo.key] for photo in photos if photo.key in journal.done]
     geojson = geojson or out.with_suffix(".geojson")
@@ -83,6 +102,40 @@ def diagnose(paths: tuple[Path, ...], api: str, out: Path, geojson: Path | None,
         raise click.ClickException(
             f"stopped: {failure}\n{len(rows)} of {len(photos)} photos done; run the same "
             f"command again to continue (finished photos are in {journal.path}).")
+
+
+def _offline_model(location: str, timeout: float) -> OfflineModel:
+    """A stored pack, or the API's served version fetched now (http:// or https://)."""
+    if location.startswith(("http://", "https://")):
+        model = asyncio.run(fetch_model(location, timeout))
+    else:
+        model = load_pack(Path(location))
+    demo = " (a DEMO model: do not act on its answers)" if model.meta.demo else ""
+    click.echo(f"offline model: {model.meta.name} version {model.meta.version}, "
+               f"SHA-256 {model.meta.sha256[:12]}... verified{demo}", err=True)
+    return model
+
+
+@main.command("get-model")
+@click.option("--api", required=True, metavar="URL",
+              help="The API's address, e.g. http://api.service.localhost:8080.")
+@click.option("--out", "directory", default=Path("cassava-model"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to store it (model.tflite and model.json).")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds to wait for each answer.")
+def get_model_command(api: str, directory: Path, timeout: float) -> None:
+    """Download the served model's on-device version once (verified by its SHA-256), for
+    `diagnose --offline-model DIR` where there is no network."""
+    try:
+        meta, downloaded = asyncio.run(get_model(api, directory, timeout))
+    except OfflineError as error:
+        raise click.ClickException(str(error)) from None
+    what = "stored" if downloaded else "already stored"
+    demo = " It is a DEMO model: do not act on its answers." if meta.demo else ""
+    click.echo(f"{what} {meta.name} version {meta.version} ({meta.bytes:,} bytes, SHA-256 "
+               f"{meta.sha256}) in {directory}; diagnose offline with "
+               f"--offline-model {directory}.{demo}")
 
 
 async def _run(photos: list[Photo], journal: ResumeJournal, client: SurveyClient,

@@ -33,15 +33,20 @@ class Row:
     model_version: int | None = None
     error: str | None = None
     error_detail: str | None = None
+    source: str | None = None  # who answered: "server" (the API) or "device" (--offline-model)
 
 
 COLUMNS = tuple(field.name for field in fields(Row))
+# Columns a results CSV of an older cassava-survey lacks (read as empty).
+LATER_COLUMNS = frozenset({"source"})
 
 
-def row_from_result(file: str, result: Mapping[str, Any], exif: Exif) -> Row:
-    """One entry of the batch endpoint's `results` (a prediction or a problem) -> a row."""
+def row_from_result(file: str, result: Mapping[str, Any], exif: Exif,
+                    source: str = "server") -> Row:
+    """One entry of the batch endpoint's `results` (a prediction or a problem), from the API
+    (`server`) or the offline model (`device`, same shape) -> a row."""
     place = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
-             "longitude": exif.longitude}
+             "longitude": exif.longitude, "source": source}
     prediction = result.get("prediction")
     if isinstance(prediction, Mapping):
         model = prediction.get("model") or {}
@@ -70,7 +75,7 @@ def read_csv(path: Path) -> list[Row]:
     """Rows written by write_csv, with their types restored."""
     with path.open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        missing = set(COLUMNS) - set(reader.fieldnames or ()) - LATER_COLUMNS
         if missing:
             raise ValueError(f"{path} is not a cassava-survey CSV "
                              f"(no {', '.join(sorted(missing))})")

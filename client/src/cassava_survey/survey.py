@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from cassava_survey.api import SurveyClient
+from cassava_survey.offline import OfflineModel
 from cassava_survey.photos import Photo, read_exif
 from cassava_survey.results import ResumeJournal, Row, row_from_result
 
@@ -55,3 +56,23 @@ async def diagnose_all(photos: Sequence[Photo], journal: ResumeJournal, client: 
                 group.create_task(send(batch))
     except* Exception as failures:  # the first failure is the one to report
         raise failures.exceptions[0] from None
+
+
+def diagnose_offline(photos: Sequence[Photo], journal: ResumeJournal, model: OfflineModel, *,
+                     progress: Callable[[int], None], batch: int = 8) -> None:
+    """Answer every photo the journal does not have yet with the offline model, on this
+    computer; every `batch` photos go to the journal (an interruption loses at most those)."""
+    pending = [photo for photo in photos if photo.key not in journal.done]
+    for start in range(0, len(pending), batch):
+        rows: list[tuple[str, Row]] = []
+        for photo in pending[start:start + batch]:
+            try:
+                data = photo.path.read_bytes()
+            except OSError as error:
+                result = {"problem": {"code": "unreadable_file", "detail": str(error)}}
+            else:
+                result = model.diagnose(data)
+            rows.append((photo.key, row_from_result(str(photo.path), result,
+                                                    read_exif(photo.path), source="device")))
+        journal.record(rows)
+        progress(len(rows))

@@ -109,7 +109,7 @@ def assert_unavailable(reply: httpx.Response) -> None:
 async def test_documented_in_openapi(app_client: httpx.AsyncClient) -> None:
     operation = (await app_client.get("/openapi.json")).json()["paths"]["/v1/model"]["get"]
     assert operation["description"] == (
-        "Describe the served model: version, labels and model card (is it a demo?).")
+        "Describe the served model: version, labels, model card (is it a demo?), on-device file.")
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ModelDescription"}
     assert {"503", "504"} <= set(operation["responses"])

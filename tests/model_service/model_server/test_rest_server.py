@@ -101,6 +101,21 @@ def test_a_body_over_the_cap_is_a_413_before_it_is_read(server, still_serves):
     still_serves()
 
 
+@pytest.mark.parametrize("path", [f"/v1/models/{SEED_MODEL_NAME}/metadata",
+                                  f"/v1/models/{SEED_MODEL_NAME}",
+                                  f"/v1/models/{SEED_MODEL_NAME}:classify"],
+                         ids=["metadata", "status", "classify"])
+def test_a_refused_post_is_answered_before_its_body_is_read(server, still_serves, path):
+    """The body never comes: waiting for it would end in the body timeout's 408."""
+    with connect(server) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Length: 1000000\r\nConnection: close\r\n\r\n".encode())
+        reply = read_until_closed(sock, TIMEOUT_SECONDS + 5)
+    assert reply.startswith((b"HTTP/1.1 405", b"HTTP/1.1 501")), reply[:200]
+    assert b'"error"' in reply
+    still_serves()
+
+
 def test_silent_and_trickling_clients_are_cut_off(server, still_serves):
     """Neither completes its headers: one sends nothing, one a byte every 0.2 s (which a
     timeout on reads alone would never end)."""

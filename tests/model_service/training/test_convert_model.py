@@ -39,8 +39,10 @@ def run_convert(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 def tree_digest(root: Path) -> str:
+    """The SavedModel's files (assets.extra/, where the on-device artifact goes, left out)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*")
+                       if p.is_file() and "assets.extra" not in p.relative_to(root).parts):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -94,6 +96,15 @@ def test_conversion_keeps_the_articles_signature_names(converted_server):
 def test_labels_are_copied_beside_the_versions(repository):
     copied = json.loads((repository / NAME / "labels.json").read_text())
     assert copied == json.loads(SEED_LABELS.read_text())
+
+
+def test_the_on_device_artifact_is_published_with_the_version(repository):
+    """training/on_device.py: beside the SavedModel in assets.extra/, described by the card
+    (tests/model_service/training/test_on_device.py tests the gate itself)."""
+    entry = read_cards(repository / NAME)["1"]["on_device"]
+    content = (repository / NAME / "1" / "assets.extra" / "model.tflite").read_bytes()
+    assert (entry["sha256"], entry["bytes"], entry["quantization"]) == (
+        hashlib.sha256(content).hexdigest(), len(content), "dynamic_range")
 
 
 def test_a_minimal_model_card_is_written_beside_the_labels(repository):
@@ -192,6 +203,7 @@ def test_savedmodel_directory_is_copied_as_the_next_version(tmp_path):
     version_dir = convert(SEED_MODEL_BASE_PATH / "1", tmp_path / NAME)
     assert version_dir == tmp_path / NAME / "1"
     assert tree_digest(version_dir) == tree_digest(SEED_MODEL_BASE_PATH / "1")
+    assert (version_dir / "assets.extra" / "model.tflite").is_file()
     session, inputs, outputs, _ = load_signature(version_dir)
     session.close()
     assert (list(inputs), list(outputs)) == ([INPUT], [OUTPUT])

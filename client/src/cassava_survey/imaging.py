@@ -1,0 +1,1 @@
+../../../api.service/app/imaging.py
