@@ -51,6 +51,16 @@ def traefik_addresses(ports: dict[str, int], names: list[str]) -> dict[str, str]
     return {name: f"127.0.0.1:{ports[entry_point_port_name(name)]}" for name in names}
 
 
+def rollout_flags(config: Config) -> list[str]:
+    """With scripts/model-rollout's models.config in the model repository, the model server
+    serves it (TF Serving's flags), re-read every second (docs/model-rollout.md)."""
+    model_config = config.model_base_path / "models.config"
+    if not model_config.is_file():
+        return []
+    return [f"--model_config_file={model_config}", "--model_config_file_poll_wait_seconds=1",
+            "--allow_version_labels_for_unavailable_models=true"]
+
+
 def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]:
     c, p = config, ports
     python = str(VENV_BIN / "python")
@@ -91,8 +101,10 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             [str(REPO / "scripts" / "model-server"), f"--port={p['MODEL_GRPC_PORT']}",
              f"--rest_api_port={p['MODEL_REST_PORT']}", f"--model_name={c.model_name}",
              f"--model_base_path={c.model_path}", "--bind_address=127.0.0.1",
-             *monitoring.model_server_flags(c.run_dir)],
-            base_env, REPO, model_ready, "the model to load",
+             *monitoring.model_server_flags(c.run_dir), *rollout_flags(c)],
+            # In the model repository: models.config's relative base_path is relative to it.
+            base_env, c.model_base_path if rollout_flags(c) else REPO, model_ready,
+            "the model to load",
             {"grpc": p["MODEL_GRPC_PORT"], "rest": p["MODEL_REST_PORT"]}),
         Service(
             "api",
@@ -102,6 +114,7 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
              "FORWARDED_ALLOW_IPS": "127.0.0.1",
              "MODEL_SERVER_ADDRESS": f"127.0.0.1:{p['MODEL_GRPC_PORT']}",
              "MODEL_NAME": c.model_name, "LABELS_PATH": str(c.labels_path),
+             "ROLLOUT_FILE": str(c.model_base_path / "rollout.json"),
              "MAX_UPLOAD_BYTES": str(c.max_upload_bytes)},
             REPO / "api.service", api_ready, "GET /readyz = 200",
             {"http": p["API_PORT"]}, after="model-server"),

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import random
 import socket
-import subprocess
 import ssl
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,9 +230,9 @@ def test_a_tls_scanner_finds_only_modern_tls_and_a_valid_chain(issued: HTTPSRun)
     intermediate list; the chain validates against Pebble's root for both names."""
     from sslyze import (
         CertificateInfoExtraArgument,
-        Scanner,
         ScanCommand,
         ScanCommandsExtraArguments,
+        Scanner,
         ServerNetworkConfiguration,
         ServerNetworkLocation,
         ServerScanRequest,
@@ -267,7 +267,8 @@ def test_a_tls_scanner_finds_only_modern_tls_and_a_valid_chain(issued: HTTPSRun)
         assert accepted and accepted <= MOZILLA_INTERMEDIATE, (name, accepted)
         assert scan.tls_1_3_cipher_suites.result.accepted_cipher_suites, name
         info = scan.certificate_info
-        assert info.result, (name, info.error_reason, "".join(info.error_trace.format()) if info.error_trace else "")
+        trace = "".join(info.error_trace.format()) if info.error_trace else ""
+        assert info.result, (name, info.error_reason, trace)
         deployment = info.result.certificate_deployments[0]
         custom = [v for v in deployment.path_validation_results
                   if v.trust_store.path == issued.root]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
                f"{len(skipped)} files skipped", err=True)
     failure: ApiError | OfflineError | None = None
     with click.progressbar(length=len(photos) - done, label="diagnosing",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:  # click 8.5 deprecates get_text_stream
         try:
             if client is not None:
                 asyncio.run(_run(photos, journal, client, batch_size, batch_mib, concurrency,
