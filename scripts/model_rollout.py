@@ -9,10 +9,11 @@ model config file (text-format ModelServerConfig, version labels) and the API's 
     model-rollout rollback                    back to the previous `stable`, the other unloaded
 
 Both files live in the model repository (--repository, default $MODEL_REPOSITORY,
-$MODEL_BASE_PATH or model.service/models): `models.config` (read by the model server, --model_config_file) and
-`rollout.json` (read by the API, ROLLOUT_FILE). Each is replaced atomically (write, fsync, rename),
-in the order that keeps every request answerable: the label first when a version gains traffic,
-the plan first when it loses it. docs/model-rollout.md has the worked example.
+$MODEL_BASE_PATH or model.service/models): `models.config` (read by the model server,
+--model_config_file) and `rollout.json` (read by the API, ROLLOUT_FILE). Each is replaced
+atomically (write, fsync, rename), in the order that keeps every request answerable: the label
+first when a version gains traffic, the plan first when it loses it. docs/model-rollout.md has
+the worked example.
 """
 
 from __future__ import annotations
