@@ -165,7 +165,7 @@ class PredictionService:
         rows = [(row, output) for output in outputs for row in output.rows]
         answers = iter(self._answer(row, output, request_id, label) for row, output in rows)
         return [next(answers) if isinstance(outcome, np.ndarray) else outcome
-                for outcome in decoded]  # type: ignore[misc]
+                for outcome in decoded]
 
     async def _call_model(self, signature: Signature, inputs: _Inputs,
                           call: Callable[[Signature, _Inputs], Awaitable[_Output]],

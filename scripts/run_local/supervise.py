@@ -124,14 +124,16 @@ class Supervisor:
                 self.say(service.name, line.decode(errors="replace").rstrip("\r"))
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, service: Service) -> None:
+    def start(self, service: Service) -> subprocess.Popen[bytes]:
         service.proc = subprocess.Popen(
             service.argv, cwd=service.cwd, env=service.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_runner)
         service.started_at = time.monotonic()
+        assert service.proc.stdout is not None  # stdout=PIPE
         os.set_blocking(service.proc.stdout.fileno(), False)
         self.selector.register(service.proc.stdout, selectors.EVENT_READ, service)
+        return service.proc
 
     def write_state(self, ready: bool) -> None:
         state = {
@@ -153,8 +155,8 @@ class Supervisor:
             signal.signal(signum, self.on_signal)
         try:
             for service in self.services:
-                self.start(service)
-                self.say("run-local", f"started {service.name} (pid {service.proc.pid}, "
+                proc = self.start(service)
+                self.say("run-local", f"started {service.name} (pid {proc.pid}, "
                                       f"ports {service.ports})")
             self.write_state(ready=False)
             status = self.supervise()
@@ -219,7 +221,7 @@ class Supervisor:
         """SIGTERM to each process group (the proxy first), SIGKILL to what lingers, reap all."""
         ordered = sorted(self.services, key=lambda s: s.name != FIRST_TO_STOP)
         for service in ordered:
-            if service.alive():
+            if service.proc is not None and service.alive():
                 signal_group(service.proc.pid, signal.SIGTERM)
             if service.name == FIRST_TO_STOP and service.alive():
                 self._wait_for([service], 3.0)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import random
 import socket
-import subprocess
 import ssl
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +22,10 @@ import pytest
 from cryptography.x509.oid import NameOID
 
 from tests.support.certs import write_ca_and_server
+from tests.support.local_stack import API_HOST as LOCAL_API_HOST
+from tests.support.local_stack import UI_HOST as LOCAL_UI_HOST
 from tests.support.local_stack import LocalStack, start_local_stack
-from tests.support.paths import leaf_photos
+from tests.support.paths import REPO_ROOT, leaf_photos
 from tests.support.pebble import Pebble, pebble_api_certificate, start_pebble
 from tests.support.ports import free_port
 from tests.support.sockets import read_until_closed
@@ -230,9 +232,9 @@ def test_a_tls_scanner_finds_only_modern_tls_and_a_valid_chain(issued: HTTPSRun)
     intermediate list; the chain validates against Pebble's root for both names."""
     from sslyze import (
         CertificateInfoExtraArgument,
-        Scanner,
         ScanCommand,
         ScanCommandsExtraArguments,
+        Scanner,
         ServerNetworkConfiguration,
         ServerNetworkLocation,
         ServerScanRequest,
@@ -267,7 +269,8 @@ def test_a_tls_scanner_finds_only_modern_tls_and_a_valid_chain(issued: HTTPSRun)
         assert accepted and accepted <= MOZILLA_INTERMEDIATE, (name, accepted)
         assert scan.tls_1_3_cipher_suites.result.accepted_cipher_suites, name
         info = scan.certificate_info
-        assert info.result, (name, info.error_reason, "".join(info.error_trace.format()) if info.error_trace else "")
+        trace = "".join(info.error_trace.format()) if info.error_trace else ""
+        assert info.result, (name, info.error_reason, trace)
         deployment = info.result.certificate_deployments[0]
         custom = [v for v in deployment.path_validation_results
                   if v.trust_store.path == issued.root]
@@ -381,23 +384,45 @@ def test_a_restart_reuses_the_stored_certificates(issued: HTTPSRun) -> None:
 
 # -- own certificates ------------------------------------------------------------------------
 
-def test_own_certificate_files_serve_the_same_https(tmp_path: Path) -> None:
+def test_own_certificate_files_serve_https_and_the_survey_tool_trusts_only_its_ca(
+        tmp_path: Path) -> None:
     """TLS_CERT_FILE/TLS_KEY_FILE (run-local's --tls-cert/--tls-key): a company CA's
-    certificate for both names, no ACME at all; the same redirect, HSTS and ALPN."""
-    ca, cert, key = write_ca_and_server(tmp_path, *NAMES)
+    certificate, no ACME; the same redirect and ALPN. On *.localhost names: no HSTS. The
+    survey tool verifies the certificate: with --ca-cert it diagnoses, without it stops with
+    one line naming the problem (no traceback, no retries)."""
+    ui, api = LOCAL_UI_HOST, LOCAL_API_HOST
+    ca, cert, key = write_ca_and_server(tmp_path, ui, api)
     https_port = free_port()
     stack = start_local_stack(tmp_path, env={
-        "UI_HOST": UI_NAME, "API_HOST": API_NAME, "HTTPS_PORT": str(https_port),
-        "TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)})
+        "HTTPS_PORT": str(https_port), "TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)})
     try:
-        for name in NAMES:
+        for name in (ui, api):
             seen = handshake(https_port, name, trusting(ca))
-            assert seen.alpn == "h2" and dns_names(seen.certificate) == list(NAMES)
-        answer = https_request("GET", https_port, UI_NAME, "/", ca)
+            assert seen.alpn == "h2" and dns_names(seen.certificate) == [ui, api]
+        answer = https_request("GET", https_port, ui, "/", ca)
         assert answer.status_code == 200
-        assert "max-age=31536000" in answer.headers["strict-transport-security"]
-        redirect = httpx.post(f"http://127.0.0.1:{stack.port}/x", headers={"Host": UI_NAME})
+        assert "strict-transport-security" not in answer.headers  # never on *.localhost
+        redirect = httpx.post(f"http://127.0.0.1:{stack.port}/x", headers={"Host": ui})
         assert redirect.status_code == 308
         assert not (stack.run_dir / "acme.json").exists()
+
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        (photos / "leaf.jpg").write_bytes(leaf_photos()[0].read_bytes())
+        url = f"https://{api}:{https_port}"
+        trusted = survey_cli("diagnose", photos, "--api", url, "--ca-cert", ca,
+                             "--out", tmp_path / "ok.csv")
+        assert trusted.returncode == 0, trusted.stderr
+        assert (tmp_path / "ok.csv").read_text().count("\n") == 2  # the header and the photo
+        refused = survey_cli("diagnose", photos, "--api", url, "--out", tmp_path / "no.csv")
+        assert refused.returncode == 1
+        assert "Traceback" not in refused.stderr and "retrying" not in refused.stderr
+        (line,) = [line for line in refused.stderr.splitlines() if "cannot be verified" in line]
+        assert f"the certificate of {api} cannot be verified" in line and "--ca-cert" in line
     finally:
         stack.stop()
+
+
+def survey_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([REPO_ROOT / ".venv" / "bin" / "cassava-survey", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)

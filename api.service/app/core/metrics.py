@@ -235,7 +235,7 @@ class ObservedRequestsMiddleware:
                 REJECTED.labels(_problem_code(problem)).inc()
 
 
-def _problem_code(body: bytes) -> str:
+def _problem_code(body: bytes | bytearray) -> str:
     try:
         code = json.loads(body).get("code")
     except (ValueError, AttributeError):

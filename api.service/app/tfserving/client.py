@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -83,14 +84,14 @@ class ModelOutput:
     @property
     def values(self) -> np.ndarray:
         """The first row: for a single image, its answer."""
-        return self.rows[0]
+        return np.asarray(self.rows[0])
 
 
 def service_config(retry_attempts: int, lb_policy: str = "round_robin",
-                   attempt_timeout: float = 0.0) -> dict:
+                   attempt_timeout: float = 0.0) -> dict[str, Any]:
     """Channel service config: spread calls over every address the target resolves to
     (`lb_policy`), retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
-    method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
+    method: dict[str, Any] = {"name": [{"service": "tensorflow.serving.PredictionService"},
                              {"service": "tensorflow.serving.ModelService"}],
                     "waitForReady": False}
     if retry_attempts > 1:  # gRPC rejects a retry policy with fewer than 2 attempts
@@ -194,8 +195,8 @@ class TFServingClient:
             spec.signature_name = self.signature_name
         return spec
 
-    async def _call(self, name: str, method: grpc.aio.UnaryUnaryMultiCallable,
-                    request: Message) -> Message:
+    async def _call(self, name: str, method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
+                    request: Message) -> Any:
         """method(request) within the deadline, counted in the metrics under `name`."""
         self._reopen_if_due()  # the next call goes to the new channel; this one, to the old
         # The request id travels as gRPC metadata; the model server logs it.
@@ -228,7 +229,7 @@ class TFServingClient:
         async with self._metadata_lock:
             current = self._current.get(label)
             if current in self._signatures:
-                return self._signatures[current]  # type: ignore[index]
+                return self._signatures[current]
             request = get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=self._model_spec(label=label), metadata_field=["signature_def"])
             reply = await self._call("GetModelMetadata", self._predictions.GetModelMetadata,

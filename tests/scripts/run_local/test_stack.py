@@ -86,8 +86,8 @@ def test_plain_http_keeps_h2c_off_and_no_https_setting_leaks_in(tmp_path: Path,
 
 def test_https_lifts_the_h2c_setting_and_hands_traefik_its_settings(tmp_path: Path) -> None:
     """GODEBUG=http2server=0 would break HTTP/2 over TLS; `web` only redirects then."""
-    config, traefik = traefik_service({"ACME_EMAIL": "ops@example.org", "HTTPS_PORT": "443",
-                                       "UI_HOST": "ui.example.org"}, tmp_path)
+    _, traefik = traefik_service({"ACME_EMAIL": "ops@example.org", "HTTPS_PORT": "443",
+                                  "UI_HOST": "ui.example.org"}, tmp_path)
     assert "GODEBUG" not in traefik.env or "http2server=0" not in traefik.env["GODEBUG"]
     assert traefik.env["ACME_EMAIL"] == "ops@example.org"
     assert traefik.env["HTTPS_PORT"] == "443" and traefik.ports["https"] == 1
