@@ -14,11 +14,13 @@ from app.upload import read_image_upload, read_image_uploads
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_prediction_service(request: Request) -> PredictionService:
-    return request.app.state.prediction_service
+    service: PredictionService = request.app.state.prediction_service
+    return service
 
 
 def get_request_id(request: Request) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.core import logs, memory
+from app.core import metrics as api_metrics
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, settings_from_environment
 from app.core.metrics import ObservedRequestsMiddleware
@@ -20,7 +21,9 @@ from app.decode_budget import DecodeBudget
 from app.docs import install_docs
 from app.errors import add_problem_schema, install_error_handlers
 from app.labels import load_labels
+from app.model_card import card_path
 from app.prediction_service import LabelsMismatch, PredictionService
+from app.rollout import RolloutFile, ShadowTasks
 from app.routers import health, metrics, model_info, predictions
 from app.tfserving.client import TFServingClient
 
@@ -55,13 +58,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client, labels, pool, max_pixels=settings.MAX_IMAGE_PIXELS,
         low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD, decode_budget=budget,
         min_image_side=settings.MIN_IMAGE_SIDE, min_pixel_spread=settings.MIN_PIXEL_SPREAD,
-        decodes_per_batch=settings.DECODE_WORKERS)
+        decodes_per_batch=settings.DECODE_WORKERS, card_file=card_path(settings.LABELS_PATH),
+        rollout=RolloutFile(settings.ROLLOUT_FILE, api_metrics.record_rollout_file_error),
+        shadow=ShadowTasks(settings.SHADOW_MAX_CONCURRENT, api_metrics.record_shadow_dropped))
     log.info("model %r at %s, %d labels from %s", settings.MODEL_NAME,
              settings.MODEL_SERVER_ADDRESS, len(labels), settings.LABELS_PATH)
     try:
         await _check_model(app.state.prediction_service)
         yield
     finally:
+        await app.state.prediction_service.shadow.drain()
         await client.close()
         pool.shutdown(wait=True, cancel_futures=True)
 

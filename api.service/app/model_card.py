@@ -80,7 +80,8 @@ class ModelCard(BaseModel):
                                 ) -> OnDeviceEntry | None:
         """A malformed on_device entry costs the artifact (logged), not the whole card."""
         try:
-            return handler(value)
+            entry: OnDeviceEntry | None = handler(value)
+            return entry
         except ValidationError as error:
             log.error("model card: unusable on_device entry, no on-device model: %s", error)
             return None

@@ -17,7 +17,13 @@ class ClassProbability(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str = Field(examples=["cassava"])
-    version: int = Field(examples=[1])
+    version: int = Field(examples=[1], description="the model version that answered")
+    label: str | None = Field(
+        None, examples=["stable"], description="the version label that was asked for (stable "
+        "or canary) when the model server's config has labels; null otherwise")
+    demo: bool | None = Field(
+        None, description="the version's model card says it is a demonstration model: do not "
+        "act on its answers; null when the version has no card")
 
 
 class PredictionResponse(BaseModel):

@@ -27,7 +27,8 @@ def blur(field: np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(out, dtype=np.float32) / 255.0
 
 
-def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(edge0: float | np.ndarray, edge1: float | np.ndarray, x: np.ndarray
+               ) -> np.ndarray:
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 

@@ -7,6 +7,7 @@ so a command line written for TF Serving (e.g. `--enable_batching`) starts this 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from model_server.grpc_options import DEFAULT_MAX_CONCURRENT_RPCS, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
 
@@ -92,10 +93,10 @@ class FlagError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedFlags:
-    values: dict[str, object]
+    values: dict[str, Any]  # each of its flag's kind (Flag.kind), looked up by name at run time
     ignored: tuple[str, ...]  # TF Serving flags given but not implemented here
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         try:
             return self.values[name]
         except KeyError:

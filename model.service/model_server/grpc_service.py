@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -54,7 +55,7 @@ class Method:
             model_spec = getattr(request, "model_spec", None)
             monitoring.record_call(self.api, model_spec.name if model_spec is not None else "",
                                    version, code, time.perf_counter() - started)
-        if code is not grpc.StatusCode.OK:
+        if code is not grpc.StatusCode.OK or reply is None:
             context.abort(code, message)
         return reply.SerializeToString()
 
@@ -115,8 +116,9 @@ def start(registry: ModelRegistry, address: str, port: int, threads: int,
         maximum_concurrent_rpcs=max_concurrent_rpcs)
     generic = []
     for service, implemented in methods(registry, reply_as_content).items():
-        handlers_by_name = {name: grpc.unary_unary_rpc_method_handler(method)  # raw bytes
-                            for name, method in implemented.items()}
+        handlers_by_name: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            name: grpc.unary_unary_rpc_method_handler(method)  # raw bytes
+            for name, method in implemented.items()}
         handlers_by_name.update({name: grpc.unary_unary_rpc_method_handler(_unimplemented)
                                  for name in UNIMPLEMENTED[service]})
         generic.append(grpc.method_handlers_generic_handler(service, handlers_by_name))

@@ -27,8 +27,9 @@ class TfServingFormatter(logging.Formatter):
         letter = LEVEL_LETTERS.get(record.levelname, "I")
         where = f"model_server/{record.filename}:{record.lineno}"
         line = f"{when}: {letter} {where}] {record.getMessage()}"
-        if getattr(record, "request_id", None):
-            line += f" [request {record.request_id}]"
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line += f" [request {request_id}]"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

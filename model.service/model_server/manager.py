@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -29,12 +30,15 @@ from model_server.config import ConfigError, ModelConfig
 from model_server.errors import ServingError, from_exception, invalid_argument, not_found
 from model_server.logs import servable_id
 
+if TYPE_CHECKING:  # the servable module loads TensorFlow; the manager itself does not
+    from model_server.servable import Servable
+
 log = logging.getLogger("model_server")
 
 # tensorflow.serving.ModelVersionStatus.State
 START, LOADING, AVAILABLE, UNLOADING, END = 10, 20, 30, 40, 50
 
-Loader = Callable[[str, int, Path], object]  # (name, version, path) -> Servable
+Loader = Callable[[str, int, Path], "Servable"]  # (name, version, path) -> Servable
 
 # How long an unload waits for the requests still holding a version before it frees the version
 # anyway (their inference is cancelled): a hung call must not keep the poller from loading the
@@ -48,7 +52,7 @@ class VersionStatus:
     path: Path
     state: int = START
     error: ServingError | None = None
-    servable: object | None = None  # a servable.Servable while AVAILABLE
+    servable: Servable | None = None  # while AVAILABLE
     gone: bool = False  # its directory disappeared after it ended
 
 
@@ -84,7 +88,7 @@ class ModelVersions:
         self._lock = threading.Lock()
         self._versions: dict[int, VersionStatus] = {}
         # Copy-on-write snapshot of AVAILABLE servables, newest first, read without the lock.
-        self._available: dict[int, object] = {}
+        self._available: dict[int, Servable] = {}
         self._last_scan_note = ""
 
     @property
@@ -115,7 +119,7 @@ class ModelVersions:
         raise not_found(f"Servable not found for request: {spec.describe()}")
 
     @contextmanager
-    def hold(self, spec: Spec) -> Iterator[object]:
+    def hold(self, spec: Spec) -> Iterator[Servable]:
         """The servable a request is for, kept loaded until the request is done."""
         for _ in range(100):  # an unload between pick and acquire: pick again
             servable = self._pick(spec)
@@ -176,7 +180,7 @@ class ModelVersions:
 
     def _set_available(self) -> None:
         self._available = {v: s.servable for v, s in sorted(self._versions.items(), reverse=True)
-                           if s.state == AVAILABLE}
+                           if s.state == AVAILABLE and s.servable is not None}
 
     def _load_version(self, version: int, path: Path) -> None:
         sid = servable_id(self.name, version)
@@ -225,6 +229,7 @@ class ModelVersions:
             self._set_available()  # new requests stop seeing it
         log.info(f"Quiescing servable version {sid}")
         log.info(f"Unloading servable version {sid}")
+        assert status.servable is not None  # AVAILABLE
         if not status.servable.unload(self._unload_timeout):
             log.warning(f"Unloading servable version {sid}: requests still running after "
                         f"{self._unload_timeout:g} s are cancelled")
@@ -287,7 +292,7 @@ class ModelRegistry:
         return Spec(name, version)
 
     @contextmanager
-    def hold(self, spec: Spec) -> Iterator[object]:
+    def hold(self, spec: Spec) -> Iterator[Servable]:
         model = self.model(spec.name, spec)
         try:
             held = model.hold(spec)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -150,7 +150,7 @@ def timed_load(model_path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def request_id(metadata: Iterator[tuple[str, str | bytes]] | None) -> Iterator[None]:
+def request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> Iterator[None]:
     """Make the caller's x-request-id (gRPC metadata) the current one while a call runs."""
     value = None
     for key, item in metadata or ():

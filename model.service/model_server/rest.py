@@ -36,9 +36,9 @@ ROUTE = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?",
     re.IGNORECASE)
-# Sized for the model server's 2 GiB memory limit (docker-compose.yml, deploy/), docs/model-server.md:
-# a 150x150x3 float image is ~1.3 MB as JSON (12 of them fit in a body), and Python holds a body
-# as up to ~10x that in objects while parsing it.
+# Sized for the model server's 2 GiB memory limit (docker-compose.yml, deploy/),
+# docs/model-server.md: a 150x150x3 float image is ~1.3 MB as JSON (12 of them fit in a body),
+# and Python holds a body as up to ~10x that in objects while parsing it.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Inference calls run at once from REST.
 INFERENCE_THREADS = 4

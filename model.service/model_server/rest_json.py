@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,8 @@ def _json_value(array: np.ndarray, alias: str):
     kind = array.dtype.kind
     if kind == "f" or array.dtype.name == "bfloat16":
         single = array.dtype != np.float64
-        flat = [Raw(_format_float(float(v), single)) for v in array.ravel().astype(np.float64)]
+        flat: list[Any] = [Raw(_format_float(float(v), single))
+                           for v in array.ravel().astype(np.float64)]
     elif kind == "O" or kind == "S":
         as_b64 = alias.endswith("_bytes")
         flat = [{"b64": base64.b64encode(bytes(v)).decode()} if as_b64
@@ -201,6 +203,7 @@ def encode_response(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
         raise invalid_argument("Output tensors have different batch sizes (or are scalars): use "
                                "the columnar 'inputs' format for this signature")
     (rows,) = batch
+    assert rows is not None  # not a scalar: checked above
     columns = {a: _json_value(outputs[a], a) for a in aliases}
     return {"predictions": [{a: columns[a][i] for a in aliases} for i in range(rows)]}
 

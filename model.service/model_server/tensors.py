@@ -112,7 +112,7 @@ def to_numpy(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if dtype.is_string:
         flat = np.empty(len(values), dtype=object)
         flat[:] = list(values)
-        fill = b""
+        fill: bytes | int = b""
     else:
         flat = _from_bits(np.array(values, dtype=dtype.field_numpy or dtype.numpy), dtype)
         fill = 0
@@ -138,7 +138,7 @@ def numpy_dtype(array: np.ndarray) -> DType:
         raise TypeError(f"no TensorFlow dtype for numpy {array.dtype}") from None
 
 
-def _as_bytes(value: object) -> bytes:
+def _as_bytes(value: str | bytes) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
@@ -156,6 +156,6 @@ def fill_proto(proto: tensor_pb2.TensorProto, array: np.ndarray, as_content: boo
         getattr(proto, dtype.field).extend(array.view(np.uint16).ravel().tolist())
     elif dtype.field in ("scomplex_val", "dcomplex_val"):
         getattr(proto, dtype.field).extend(
-            np.ascontiguousarray(array).view(dtype.field_numpy).ravel().tolist())
+            np.ascontiguousarray(array).view(dtype.field_numpy or dtype.numpy).ravel().tolist())
     else:
         getattr(proto, dtype.field).extend(array.ravel().tolist())

@@ -36,7 +36,7 @@ def fresh_set(per_class: int, first_seed: int = FRESH_SEED) -> tuple[np.ndarray,
             seed = first_seed + 1000 * index + i
             images.append(fresh_photo(label, seed, PHOTO_SIZES[i % len(PHOTO_SIZES)]))
             labels.append(index)
-    return np.float32(np.stack(images) / 255.0), np.array(labels)
+    return (np.stack(images) / 255.0).astype(np.float32), np.array(labels)
 
 
 def evaluate(version_dir: Path, per_class: int, first_seed: int = FRESH_SEED) -> dict:

@@ -30,8 +30,40 @@ NGINX, TRAEFIK (binaries), RUN_LOCAL_SKIP_BOOTSTRAP=1, RUN_LOCAL_KEEP_GOING=1,
 RUN_LOCAL_READ_TIMEOUT (tests only), the edge limits (RATE_LIMIT_*, INFLIGHT_PER_CLIENT),
 LOG_FORMAT=text|json (default text), MONITORING=1 or the argument --monitoring (Debian's
 Prometheus beside the stack; PROMETHEUS_PORT, PROMETHEUS binary).
+HTTPS (docs/tls.md): UI_HOST and API_HOST (the public names), then ACME_EMAIL (certificates
+from ACME_CA_SERVER, default Let's Encrypt; LEGO_CA_CERTIFICATES for a private CA's root;
+ACME_STORAGE, default RUN_DIR/acme.json) or --tls-cert FILE --tls-key FILE (TLS_CERT_FILE,
+TLS_KEY_FILE: own certificate). HTTPS on HTTPS_PORT (default 8443); PORT then redirects.
 Exit status: 0 after a requested stop, 1 when a service fails, 2 for a configuration problem.
 """
+
+
+# The command's arguments: each stands for an environment variable.
+FLAGS = {"--monitoring": ("MONITORING", False), "--tls-cert": ("TLS_CERT_FILE", True),
+         "--tls-key": ("TLS_KEY_FILE", True)}
+
+
+def arguments_as_env(arguments: list[str]) -> dict[str, str]:
+    """--monitoring, --tls-cert FILE, --tls-key FILE (also --name=value) as the variables
+    they stand for; anything else is an error."""
+    env: dict[str, str] = {}
+    rest = list(arguments)
+    while rest:
+        flag, _, inline = rest.pop(0).partition("=")
+        if flag not in FLAGS:
+            raise ConfigError(f"unknown argument {flag!r}; the arguments are "
+                              f"{', '.join(FLAGS)}, the rest is configured with environment "
+                              "variables")
+        name, takes_value = FLAGS[flag]
+        if not takes_value:
+            env[name] = "1"
+            continue
+        if not inline:
+            if not rest:
+                raise ConfigError(f"{flag} needs a file")
+            inline = rest.pop(0)
+        env[name] = inline
+    return env
 
 
 def bootstrap() -> None:
@@ -46,14 +78,15 @@ def main(argv: list[str]) -> int:
     if argv[1:2] in (["-h"], ["--help"]):
         print(USAGE)
         return 0
-    if "--monitoring" in argv[1:]:
-        os.environ["MONITORING"] = "1"  # also tells scripts/bootstrap to install Prometheus
-    if [a for a in argv[1:] if a != "--monitoring"]:
-        print(f"run-local: no arguments expected but --monitoring (got {argv[1:]}); configure "
-              "with environment variables (--help)", file=sys.stderr)
-        return 2
     try:
-        config = read_config(dict(os.environ), Path.cwd(), stack.traefik_entry_points())
+        env = {**os.environ, **arguments_as_env(argv[1:])}
+    except ConfigError as error:
+        print(f"run-local: {error} (--help)", file=sys.stderr)
+        return 2
+    if env.get("MONITORING") == "1":
+        os.environ["MONITORING"] = "1"  # also tells scripts/bootstrap to install Prometheus
+    try:
+        config = read_config(env, Path.cwd(), stack.traefik_entry_points())
         check_model(config)
         ports = pick_ports(config)
         if config.bootstrap:

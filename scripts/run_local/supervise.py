@@ -10,6 +10,7 @@ import json
 import os
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -32,9 +33,19 @@ def _die_with_runner() -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def http_get(port: int, path: str, host: str = "127.0.0.1",
-             timeout: float = 1.0) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_get(port: int, path: str, host: str = "127.0.0.1", timeout: float = 1.0,
+             tls: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One GET to 127.0.0.1:port with `Host: host`. tls=True: a readiness probe of the own
+    proxy over HTTPS, which checks routing, not the certificate (it may not be issued yet)."""
+    connection: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                                 context=context)
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", path, headers={"Host": host})
         response = connection.getresponse()
@@ -113,14 +124,16 @@ class Supervisor:
                 self.say(service.name, line.decode(errors="replace").rstrip("\r"))
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, service: Service) -> None:
+    def start(self, service: Service) -> subprocess.Popen[bytes]:
         service.proc = subprocess.Popen(
             service.argv, cwd=service.cwd, env=service.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_runner)
         service.started_at = time.monotonic()
+        assert service.proc.stdout is not None  # stdout=PIPE
         os.set_blocking(service.proc.stdout.fileno(), False)
         self.selector.register(service.proc.stdout, selectors.EVENT_READ, service)
+        return service.proc
 
     def write_state(self, ready: bool) -> None:
         state = {
@@ -142,8 +155,8 @@ class Supervisor:
             signal.signal(signum, self.on_signal)
         try:
             for service in self.services:
-                self.start(service)
-                self.say("run-local", f"started {service.name} (pid {service.proc.pid}, "
+                proc = self.start(service)
+                self.say("run-local", f"started {service.name} (pid {proc.pid}, "
                                       f"ports {service.ports})")
             self.write_state(ready=False)
             status = self.supervise()
@@ -208,7 +221,7 @@ class Supervisor:
         """SIGTERM to each process group (the proxy first), SIGKILL to what lingers, reap all."""
         ordered = sorted(self.services, key=lambda s: s.name != FIRST_TO_STOP)
         for service in ordered:
-            if service.alive():
+            if service.proc is not None and service.alive():
                 signal_group(service.proc.pid, signal.SIGTERM)
             if service.name == FIRST_TO_STOP and service.alive():
                 self._wait_for([service], 3.0)

@@ -21,12 +21,18 @@ def test_every_class_sorted_descending() -> None:
 
 def test_body_fields() -> None:
     body = build_prediction([0.1, 0.05, 0.2, 0.6, 0.05], LABELS, threshold=0.5,
-                            model=ModelInfo(name="cassava", version=2), request_id="r1")
+                            model=ModelInfo(name="cassava", version=2, label="canary", demo=False),
+                            request_id="r1")
     assert body.model_dump() == {
         "prediction": "name of CMD", "code": "CMD", "confidence": 0.6, "low_confidence": False,
-        "entropy": pytest.approx(normalised_entropy([0.1, 0.05, 0.2, 0.6, 0.05])),
-        "probabilities": [p.model_dump() for p in rank([0.1, 0.05, 0.2, 0.6, 0.05], LABELS)],
-        "model": {"name": "cassava", "version": 2}, "request_id": "r1"}
+        # -sum(p ln p) / ln 5, written out here rather than asked of the code under test.
+        "entropy": pytest.approx(-(0.1 * math.log(0.1) + 2 * 0.05 * math.log(0.05)
+                                   + 0.2 * math.log(0.2) + 0.6 * math.log(0.6)) / math.log(5)),
+        "probabilities": [{"code": code, "name": f"name of {code}", "probability": probability}
+                          for code, probability in [("CMD", 0.6), ("CGM", 0.2), ("CBB", 0.1),
+                                                    ("CBSD", 0.05), ("Healthy", 0.05)]],
+        "model": {"name": "cassava", "version": 2, "label": "canary", "demo": False},
+        "request_id": "r1"}
 
 
 @pytest.mark.parametrize(("top", "threshold", "low"), [(0.49, 0.5, True), (0.5, 0.5, False)])

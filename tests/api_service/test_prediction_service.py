@@ -95,7 +95,8 @@ class SwitchedModel(FakeModelServer):
     """Version 8 with another input size replaced version 7 after the signature was read: the
     first Predict built for 7 is refused (as TF Serving refuses unknown keys or shapes)."""
 
-    async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
+    async def predict(self, signature: Signature, images: np.ndarray,
+                      label: str | None = None) -> ModelOutput:
         if signature.version == 7:
             self.received.append(images)
             # The new version; the client dropped its cached signature.
@@ -114,7 +115,8 @@ def test_a_signature_change_after_a_version_switch_is_retried_once_with_the_new_
 
 
 class BrokenModel(FakeModelServer):
-    async def predict(self, signature: Signature, images: np.ndarray) -> ModelOutput:
+    async def predict(self, signature: Signature, images: np.ndarray,
+                      label: str | None = None) -> ModelOutput:
         self.received.append(images)
         raise ModelFailed("the model failed")
 

@@ -17,6 +17,7 @@ from cassava_survey import imaging as client_imaging
 from cassava_survey.cli import main
 from cassava_survey.offline import Meta, OfflineError, OfflineModel, load_pack, save_pack
 from tests.client.conftest import SurveyFolder
+from tests.support.litert_reference import device_probabilities
 from tests.support.paths import MODEL_REPOSITORY, REPO_ROOT, leaf_photos
 
 DEMO_DIR = MODEL_REPOSITORY / "cassava"
@@ -154,3 +155,119 @@ def test_an_api_without_an_on_device_model_is_one_line(monkeypatch: pytest.Monke
         "Error: http://api offers no on-device model for its model version 4 (on_device is "
         "null): diagnose online, or ask its operator to run scripts/make-on-device-model")
     assert not (tmp_path / "pack").exists()
+
+
+# --- get-model against a fake API (httpx.MockTransport; the real one: tests/stack) ---------
+
+def fake_api(served: bytes, *, trickle: float = 0.0, announced: bytes = DEMO_ARTIFACT,
+             calls: list[str] | None = None):
+    """GET /v1/model announcing `announced` (the demo's file); the file route sends `served`,
+    a byte at a time every `trickle` seconds when set."""
+    import asyncio
+
+    import httpx
+
+    sha256 = hashlib.sha256(announced).hexdigest()
+    url = f"/v1/model/versions/1/on-device/{sha256}.tflite"
+    labels = json.loads((DEMO_DIR / "labels.json").read_text())
+
+    async def slowly():
+        for index in range(len(served)):
+            await asyncio.sleep(trickle)
+            yield served[index:index + 1]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if calls is not None:
+            calls.append(request.url.path)
+        if request.url.path == "/v1/model":
+            return httpx.Response(200, json={
+                "name": "cassava", "version": 1, "labels": labels, "demo": True,
+                "on_device": {"format": "tflite", "url": url, "sha256": sha256,
+                              "bytes": len(announced), "quantization": "dynamic_range",
+                              "version": 1}})
+        if request.url.path == url:
+            return httpx.Response(200, content=slowly() if trickle else served)
+        return httpx.Response(404, json={"title": "Not Found", "detail": "no", "code": "x"})
+
+    def client(timeout: float, connections: int = 4, transport=None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+    return client
+
+
+def get_model_run(monkeypatch: pytest.MonkeyPatch, directory: Path, client, *extra: str):
+    import cassava_survey.api
+
+    monkeypatch.setattr(cassava_survey.api, "http_client", client)
+    return CliRunner().invoke(main, ["get-model", "--api", "http://api", "--out", str(directory),
+                                     *extra])
+
+
+def test_get_model_stores_the_verified_file_once(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    calls: list[str] = []
+    first = get_model_run(monkeypatch, tmp_path / "pack", fake_api(DEMO_ARTIFACT, calls=calls))
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("stored cassava version 1 (82,024 bytes")
+    assert "DEMO" in first.output
+    assert load_pack(tmp_path / "pack").content == DEMO_ARTIFACT
+    again = get_model_run(monkeypatch, tmp_path / "pack", fake_api(DEMO_ARTIFACT, calls=calls))
+    assert again.output.startswith("already stored cassava version 1")
+    assert sum(1 for path in calls if path.endswith(".tflite")) == 1  # downloaded once
+
+
+@pytest.mark.parametrize("served, message", [
+    (DEMO_ARTIFACT[:-1] + b"x", "has SHA-256"),
+    (DEMO_ARTIFACT[:5000], "is 5,000 bytes, not the 82,024 announced"),
+    (DEMO_ARTIFACT + b"more", "more than the 82,024 bytes announced"),
+])
+def test_a_wrong_download_is_refused_and_nothing_stored(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, served: bytes, message: str) -> None:
+    result = get_model_run(monkeypatch, tmp_path / "pack", fake_api(served))
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "pack").exists()
+
+
+def test_a_trickling_download_stops_at_its_deadline(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """A server that sends a byte every 50 ms (never silent for a whole --timeout) cannot hold
+    the tool: the download has a deadline of its own (--timeout plus the file at 10 kB/s)."""
+    import asyncio
+
+    import cassava_survey.api
+    from cassava_survey.offline import download, fetch
+
+    monkeypatch.setattr(cassava_survey.api, "http_client", fake_api(DEMO_ARTIFACT,
+                                                                     trickle=0.05))
+
+    async def run() -> None:
+        async with cassava_survey.api.http_client(1.0) as http:
+            meta, url = await fetch(http, "http://api")
+            await download(http, meta, url, deadline=0.3)
+
+    with pytest.raises(OfflineError, match=r"did not finish in 0\.3 s"):
+        asyncio.run(run())
+
+
+# --- the reference run of the bundled demo's file against the model server (REST) ------------
+
+def test_the_demo_file_gives_the_model_servers_answers(
+        demo_model_server, pack: Path, leaf_photo_paths: list[Path]) -> None:
+    """ai-edge-litert in a fresh interpreter (no TensorFlow) on the fixture photos, each through
+    the API's preprocessing, against the demo SavedModel served by scripts/model-server."""
+    import httpx
+
+    from app.imaging import image_to_tensor
+
+    device = device_probabilities(pack, leaf_photo_paths)
+    for photo in leaf_photo_paths:
+        tensor = image_to_tensor(photo.read_bytes(), height=150, width=150,
+                                 max_pixels=50_000_000)
+        reply = httpx.post(f"{demo_model_server.rest_url}/v1/models/cassava:predict",
+                           json={"instances": tensor.tolist()}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        (server,) = reply.json()["predictions"]
+        on_phone = device[photo.name]
+        assert int(np.argmax(on_phone)) == int(np.argmax(server)), photo.name
+        assert float(np.abs(np.subtract(on_phone, server)).max()) <= 0.02, photo.name

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.tfserving.client import ModelOutput, ModelServerError
+from app.tfserving.client import ModelFailed, ModelOutput, ModelServerError
 from app.tfserving.signature import Signature
 from tests.support.paths import SEED_MODEL_NAME
 from tests.support.reference import SEED_INPUT, SEED_OUTPUT
@@ -37,6 +37,13 @@ class FakeModelServer:
     rows_for: Callable[[np.ndarray], np.ndarray] | None = None
     available: list[int] = field(default_factory=lambda: [1])
     failure: ModelServerError | None = None
+    # Version labels as the model server's config names them (label -> version); a label not
+    # here fails like TF Serving's "Unrecognized servable version label". `by_version` answers a
+    # version with its own probabilities; `failing_labels` makes Predict for a label fail.
+    labels: dict[str, int] = field(default_factory=dict)
+    by_version: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    failing_labels: dict[str, ModelServerError] = field(default_factory=dict)
+    asked: list[str | None] = field(default_factory=list)  # the label of each predict()
     received: list[np.ndarray] = field(default_factory=list)  # the tensors given to predict()
     closed: bool = False
 
@@ -53,21 +60,34 @@ class FakeModelServer:
         self._fail_if_asked()
         return list(self.available)
 
-    async def signature(self) -> Signature:
+    def _version_for(self, label: str | None) -> int:
+        if label is None:
+            return self.version
+        if label not in self.labels:
+            raise ModelFailed(f"INVALID_ARGUMENT: Unrecognized servable version label: {label}")
+        return self.labels[label]
+
+    async def signature(self, label: str | None = None) -> Signature:
         self._fail_if_asked()
-        return Signature(model_name=self.model_name, version=self.version,
+        return Signature(model_name=self.model_name, version=self._version_for(label),
                          name="serving_default", input_name=self.input_name, height=self.height,
                          width=self.width, output_name=self.output_name,
                          num_classes=self.num_classes, batch=self.batch)
 
-    async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
+    async def predict(self, signature: Signature, image: np.ndarray, label: str | None = None
+                      ) -> ModelOutput:
         self._fail_if_asked()
+        self.asked.append(label)
+        if label in self.failing_labels:
+            raise self.failing_labels[label]
+        version = self._version_for(label)
         self.received.append(image)
         if self.rows_for is not None:
             rows = self.rows_for(image)
         else:
-            rows = np.tile(np.array(self.probabilities, np.float32), (image.shape[0], 1))
-        return ModelOutput(rows=rows, model_name=self.model_name, version=self.version)
+            row = self.by_version.get(version, self.probabilities)
+            rows = np.tile(np.array(row, np.float32), (image.shape[0], 1))
+        return ModelOutput(rows=rows, model_name=self.model_name, version=version)
 
     async def close(self) -> None:
         self.closed = True

@@ -27,8 +27,9 @@ UPLOAD_LIMIT = 150_000  # bytes of request body for any photo, however large
 # The page's Content-Security-Policy (ui.service/nginx/default.conf): same-origin everything, no
 # inline code; 'wasm-unsafe-eval' only lets the on-device runtime compile its WebAssembly.
 PAGE_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-            "img-src 'self' blob: data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+            "img-src 'self' blob: data:; connect-src 'self'; worker-src 'self'; "
+            "manifest-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
 
 
 def ui_url(stack: Any, path: str = "/") -> str:

@@ -10,6 +10,8 @@ from playwright.sync_api import Page, Request
 from tests.support.local_stack import LocalStack
 from tests.ui_service.browsing import (
     PAGE_CSP as CSP,
+)
+from tests.ui_service.browsing import (
     UI_HOST,
     Traffic,
     choose_photo,

@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     MODEL_VERSION: PositiveInt | None = Field(
         None, description="pin one model version; unset = the newest version the server serves")
     SIGNATURE_NAME: str = "serving_default"
+    ROLLOUT_FILE: Path | None = Field(
+        None, description="JSON rollout plan written by scripts/model-rollout beside the model "
+        "server's config ({\"canary_percent\": 10, \"shadow_percent\": 0}); when it exists, "
+        "predictions ask for version labels (stable, canary), docs/model-rollout.md; unset or "
+        "absent = no labels")
+    SHADOW_MAX_CONCURRENT: PositiveInt = Field(
+        4, description="shadow calls to canary running at once; more are dropped, never queued")
     LABELS_PATH: Path = _REPO_LABELS
 
     MAX_UPLOAD_BYTES: PositiveInt = 10 * 1024 * 1024

@@ -21,6 +21,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     disable_created_metrics,
     generate_latest,
     multiprocess,
@@ -63,6 +64,29 @@ PREDICTIONS = Counter("cassava_api_predictions", "Predictions answered, by top c
 LOW_CONFIDENCE = Counter("cassava_api_low_confidence_predictions", "Predictions whose top "
                          "probability is under LOW_CONFIDENCE_THRESHOLD",
                          ["model_name", "model_version"])
+CONFIDENCE = Summary("cassava_api_prediction_confidence", "Top-class probability of the "
+                     "predictions answered, by model version (_sum / _count = the mean)",
+                     ["model_name", "model_version"])
+# Per version label (stable, canary; "none" without labels) and the version that answered: the
+# values come from the model server's replies and the rollout plan, never from a client.
+VERSION_CALLS = Counter("cassava_api_version_predictions", "Predict calls for single "
+                        "predictions, by version label, answering version and outcome (ok, "
+                        "error; an error's version is the label's last known one)",
+                        ["label", "model_version", "outcome"])
+VERSION_SECONDS = Histogram("cassava_api_version_predict_duration_seconds", "Predict call "
+                            "latency of single predictions, by version label and version",
+                            ["label", "model_version"], buckets=LATENCY_BUCKETS)
+SHADOW_COMPARISONS = Counter("cassava_api_shadow_comparisons", "Shadow predictions: the same "
+                             "photo through canary, compared with stable's answer (agreed: the "
+                             "same top class)", ["stable_version", "canary_version", "agreed"])
+SHADOW_DIFFERENCE = Histogram("cassava_api_shadow_max_abs_difference", "Largest |p_stable - "
+                              "p_canary| over the classes, per shadow comparison",
+                              ["stable_version", "canary_version"],
+                              buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0))
+SHADOW_SKIPPED = Counter("cassava_api_shadow_skipped", "Shadow predictions not compared: "
+                         "dropped (too many running) or error (canary failed)", ["reason"])
+ROLLOUT_FILE_ERRORS = Counter("cassava_api_rollout_file_errors", "Rollout files refused "
+                              "(unreadable or invalid); the last good plan stays")
 MODEL_CALLS = Counter("cassava_api_model_server_calls", "gRPC calls to the model server, by "
                       "method and gRPC status code", ["method", "code"])
 MODEL_CALL_SECONDS = Histogram("cassava_api_model_server_call_duration_seconds", "gRPC calls to "
@@ -93,10 +117,47 @@ def phase(name: str) -> Iterator[None]:
         _PHASES[name].observe(time.perf_counter() - started)
 
 
-def record_prediction(model_name: str, version: int, code: str, low_confidence: bool) -> None:
+def record_prediction(model_name: str, version: int, code: str, low_confidence: bool,
+                      confidence: float) -> None:
     PREDICTIONS.labels(model_name, str(version), code).inc()
+    CONFIDENCE.labels(model_name, str(version)).observe(confidence)
     if low_confidence:
         LOW_CONFIDENCE.labels(model_name, str(version)).inc()
+
+
+_last_version: dict[str, str] = {}  # label -> the version that answered it last
+
+
+def record_version_call(label: str | None, version: int | None, *, ok: bool,
+                        seconds: float | None) -> None:
+    """One single-prediction Predict call, by version label and answering version."""
+    name = label or "none"
+    if version is not None:
+        _last_version[name] = str(version)
+    shown = str(version) if version is not None else _last_version.get(name, "unknown")
+    VERSION_CALLS.labels(name, shown, "ok" if ok else "error").inc()
+    if seconds is not None:
+        VERSION_SECONDS.labels(name, shown).observe(seconds)
+
+
+def record_shadow(stable_version: int, canary_version: int, agreed: bool,
+                  max_abs_difference: float) -> None:
+    SHADOW_COMPARISONS.labels(str(stable_version), str(canary_version),
+                              "true" if agreed else "false").inc()
+    SHADOW_DIFFERENCE.labels(str(stable_version), str(canary_version)).observe(
+        max_abs_difference)
+
+
+def record_shadow_dropped() -> None:
+    SHADOW_SKIPPED.labels("dropped").inc()
+
+
+def record_shadow_error() -> None:
+    SHADOW_SKIPPED.labels("error").inc()
+
+
+def record_rollout_file_error() -> None:
+    ROLLOUT_FILE_ERRORS.inc()
 
 
 def record_model_call(method: str, code: str, seconds: float) -> None:
@@ -174,7 +235,7 @@ class ObservedRequestsMiddleware:
                 REJECTED.labels(_problem_code(problem)).inc()
 
 
-def _problem_code(body: bytes) -> str:
+def _problem_code(body: bytes | bytearray) -> str:
     try:
         code = json.loads(body).get("code")
     except (ValueError, AttributeError):

@@ -26,7 +26,8 @@ def choose_request_id(incoming: str | None) -> str:
 
 def request_id_of(scope: Scope) -> str | None:
     """The id RequestIdMiddleware stored for this request (None outside a request)."""
-    return scope.get("state", {}).get("request_id")
+    value = scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
 
 
 class RequestIdMiddleware:

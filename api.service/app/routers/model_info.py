@@ -44,7 +44,7 @@ class OnDeviceModel(BaseModel):
     @classmethod
     def of(cls, artifact: OnDeviceArtifact) -> OnDeviceModel:
         return cls(url=artifact.url, sha256=artifact.sha256, bytes=artifact.size,
-                   quantization=artifact.quantization, version=artifact.version)  # type: ignore[arg-type]
+                   quantization=artifact.quantization, version=artifact.version)
 
 
 class ModelDescription(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.datastructures import UploadFile
 
@@ -59,8 +61,9 @@ async def predict_image(image: ImageUploadDep, service: PredictionServiceDep,
     return await service.predict(image, request_id)
 
 
-_ROUTE = {"methods": ["POST"], "responses": RESPONSES, "summary": "Classify a cassava leaf photo",
-          "openapi_extra": {"requestBody": OPENAPI_REQUEST_BODY}}
+_ROUTE: dict[str, Any] = {
+    "methods": ["POST"], "responses": RESPONSES, "summary": "Classify a cassava leaf photo",
+    "openapi_extra": {"requestBody": OPENAPI_REQUEST_BODY}}
 router.add_api_route("/v1/predict/image", predict_image, operation_id="predict_image_v1", **_ROUTE)
 # The article's clients POST here: the unversioned path stays an alias of v1.
 router.add_api_route("/predict/image", predict_image, operation_id="predict_image", **_ROUTE)
@@ -100,6 +103,6 @@ async def predict_images(parts: ImageUploadsDep, service: PredictionServiceDep,
 
 def _part_problem(index: int, filename: str | None, error: ProblemError, request_id: str
                   ) -> BatchProblem:
-    problem = Problem(**problem_body(error.status, error.code, error.detail, title=error.title,
-                                     request_id=request_id))
+    problem = Problem.model_validate(problem_body(error.status, error.code, error.detail,
+                                                  title=error.title, request_id=request_id))
     return BatchProblem(index=index, filename=filename, problem=problem)

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -83,14 +84,14 @@ class ModelOutput:
     @property
     def values(self) -> np.ndarray:
         """The first row: for a single image, its answer."""
-        return self.rows[0]
+        return np.asarray(self.rows[0])
 
 
 def service_config(retry_attempts: int, lb_policy: str = "round_robin",
-                   attempt_timeout: float = 0.0) -> dict:
+                   attempt_timeout: float = 0.0) -> dict[str, Any]:
     """Channel service config: spread calls over every address the target resolves to
     (`lb_policy`), retry UNAVAILABLE with exponential backoff, never wait_for_ready."""
-    method: dict = {"name": [{"service": "tensorflow.serving.PredictionService"},
+    method: dict[str, Any] = {"name": [{"service": "tensorflow.serving.PredictionService"},
                              {"service": "tensorflow.serving.ModelService"}],
                     "waitForReady": False}
     if retry_attempts > 1:  # gRPC rejects a retry policy with fewer than 2 attempts
@@ -161,7 +162,8 @@ class TFServingClient:
         self._closing: set[asyncio.Task[None]] = set()
         self._open_channel()
         self._signatures: dict[int, Signature] = {}  # by model version
-        self._current_version: int | None = None  # the version the server answered with last
+        # The version the server answered with last, per version label (None: no label).
+        self._current: dict[str | None, int] = {}
         self._metadata_lock = asyncio.Lock()
 
     def _open_channel(self) -> None:
@@ -182,16 +184,19 @@ class TFServingClient:
         await asyncio.gather(*self._closing)
         await self._channel.close()
 
-    def _model_spec(self, *, with_signature: bool = False) -> model_pb2.ModelSpec:
+    def _model_spec(self, *, with_signature: bool = False, label: str | None = None
+                    ) -> model_pb2.ModelSpec:
         spec = model_pb2.ModelSpec(name=self.model_name)
-        if self.pinned_version is not None:
+        if label:  # TF Serving's version_label: the model server resolves it (rollout)
+            spec.version_label = label
+        elif self.pinned_version is not None:
             spec.version.value = self.pinned_version
         if with_signature:
             spec.signature_name = self.signature_name
         return spec
 
-    async def _call(self, name: str, method: grpc.aio.UnaryUnaryMultiCallable,
-                    request: Message) -> Message:
+    async def _call(self, name: str, method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
+                    request: Message) -> Any:
         """method(request) within the deadline, counted in the metrics under `name`."""
         self._reopen_if_due()  # the next call goes to the new channel; this one, to the old
         # The request id travels as gRPC metadata; the model server logs it.
@@ -214,16 +219,19 @@ class TFServingClient:
         return sorted(status.version for status in reply.model_version_status
                       if status.state == AVAILABLE)
 
-    async def signature(self) -> Signature:
-        """The serving signature of the version answering now (cached per version)."""
-        cached = self._signatures.get(self._current_version) if self._current_version else None
+    async def signature(self, label: str | None = None) -> Signature:
+        """The serving signature of the version answering now, for a version label or for
+        unlabelled requests (cached per version)."""
+        current = self._current.get(label)
+        cached = self._signatures.get(current) if current else None
         if cached is not None:
             return cached
         async with self._metadata_lock:
-            if self._current_version in self._signatures:
-                return self._signatures[self._current_version]
+            current = self._current.get(label)
+            if current in self._signatures:
+                return self._signatures[current]
             request = get_model_metadata_pb2.GetModelMetadataRequest(
-                model_spec=self._model_spec(), metadata_field=["signature_def"])
+                model_spec=self._model_spec(label=label), metadata_field=["signature_def"])
             reply = await self._call("GetModelMetadata", self._predictions.GetModelMetadata,
                                     request)
             try:
@@ -235,24 +243,29 @@ class TFServingClient:
                      signature.height, signature.width, signature.output_name,
                      signature.num_classes)
             self._signatures[signature.version] = signature
-            self._current_version = signature.version
+            self._current[label] = signature.version
             return signature
 
-    async def predict(self, signature: Signature, image: np.ndarray) -> ModelOutput:
-        """Run (N, H, W, 3) float32 images through `signature` in one call; one row per image."""
-        request = predict_pb2.PredictRequest(model_spec=self._model_spec(with_signature=True),
-                                             output_filter=[signature.output_name])
+    async def predict(self, signature: Signature, image: np.ndarray, label: str | None = None
+                      ) -> ModelOutput:
+        """Run (N, H, W, 3) float32 images through `signature` in one call; one row per image.
+        With a version label, the model server picks the version the label names now."""
+        request = predict_pb2.PredictRequest(
+            model_spec=self._model_spec(with_signature=True, label=label),
+            output_filter=[signature.output_name])
         request.inputs[signature.input_name].CopyFrom(to_tensor_proto(image))
         try:
             reply = await self._call("Predict", self._predictions.Predict, request)
         except ModelFailed:
-            self._current_version = None  # e.g. INVALID_ARGUMENT: the signature may have changed
+            # e.g. INVALID_ARGUMENT: the signature may have changed
+            self._current.pop(label, None)
             raise
         version = reply.model_spec.version.value if reply.model_spec.HasField("version") \
             else signature.version
-        if version != self._current_version:
-            log.info("model %s now answers with version %d", self.model_name, version)
-            self._current_version = version  # the next signature() fetches its metadata
+        if version != self._current.get(label):
+            log.info("model %s%s now answers with version %d", self.model_name,
+                     f" ({label})" if label else "", version)
+            self._current[label] = version  # the next signature() fetches its metadata
         if signature.output_name not in reply.outputs:
             raise ModelFailed(f"the reply has no output {signature.output_name!r}")
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,11 +49,34 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def tls_context(ca_cert: Path | None) -> ssl.SSLContext | bool:
+    """How HTTPS certificates are verified: by the system's CAs, or (--ca-cert FILE) by that
+    root alone (a private CA's). Always verified: the tool has no way to skip it."""
+    if ca_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_cert))
+    except (OSError, ssl.SSLError) as error:
+        raise ApiError(f"--ca-cert {ca_cert}: not a readable PEM certificate ({error})") from None
+
+
+def is_certificate_error(error: BaseException) -> bool:
+    """Whether a failed connection is a certificate the client cannot verify (not worth a
+    retry: the same certificate comes back)."""
+    while error is not None:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
 def http_client(timeout: float, connections: int = 4,
-                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The tool's HTTP client: *.localhost to loopback, its User-Agent, the timeout per wait."""
+                transport: httpx.AsyncBaseTransport | None = None,
+                ca_cert: Path | None = None) -> httpx.AsyncClient:
+    """The tool's HTTP client: *.localhost to loopback, its User-Agent, the timeout per wait,
+    certificates verified (by ca_cert alone when given)."""
     inner = transport or httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=connections))
+        limits=httpx.Limits(max_connections=connections), verify=tls_context(ca_cert))
     return httpx.AsyncClient(transport=LoopbackTransport(inner),
                              timeout=httpx.Timeout(timeout, connect=10.0),
                              headers={"User-Agent": "cassava-survey"})
@@ -74,6 +99,11 @@ def describe_answer(reply: httpx.Response) -> str:
 
 
 def describe_transport_error(url: str, error: httpx.TransportError) -> str:
+    if is_certificate_error(error):
+        cause = error.__cause__ or error.__context__
+        reason = getattr(cause, "verify_message", None) or str(error)
+        return (f"the certificate of {httpx.URL(url).host} cannot be verified ({reason}); "
+                "if the server uses a private CA, give its root with --ca-cert FILE")
     if isinstance(error, httpx.ConnectError):
         return f"cannot connect to {url} ({error or type(error).__name__})"
     if isinstance(error, httpx.TimeoutException):
@@ -90,7 +120,8 @@ class SurveyClient:
                  on_retry: Callable[[str, float], None] = lambda message, delay: None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  jitter: Callable[[], float] = random.random,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 ca_cert: Path | None = None) -> None:
         url = httpx.URL(api)
         if url.scheme not in ("http", "https") or not url.host:
             raise ApiError(f"--api must be an http:// or https:// URL, got {api!r}")
@@ -99,7 +130,7 @@ class SurveyClient:
         self.on_retry = on_retry
         self.sleep = sleep
         self.jitter = jitter
-        self.http = http_client(timeout, connections, transport)
+        self.http = http_client(timeout, connections, transport, ca_cert)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -113,6 +144,8 @@ class SurveyClient:
                 reply = await self._post(photos)
             except httpx.TransportError as error:
                 failure, retry_after = describe_transport_error(self.url, error), None
+                if is_certificate_error(error):
+                    raise ApiError(failure) from None
             else:
                 if reply.status_code == 200:
                     return self._results(reply, len(photos))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +28,8 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--api", metavar="URL",
-              help="The API's address, e.g. http://api.service.localhost:8080 "
-                   "(*.localhost names go to 127.0.0.1).")
+              help="The API's address, e.g. https://api.example.org or "
+                   "http://api.service.localhost:8080 (*.localhost names go to 127.0.0.1).")
 @click.option("--offline-model", metavar="DIR_OR_URL",
               help="Diagnose on this computer, with no network: a model stored by "
                    "`cassava-survey get-model` (its directory or file), or an API URL to fetch "
@@ -51,9 +52,12 @@ def main() -> None:
               help="Retries of a request on 429, 502, 503, 504 or a failed connection.")
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for one answer.")
+@click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Trust this root (PEM) instead of the system's CAs: an https:// API whose "
+                   "certificate comes from a private CA. Certificates are always verified.")
 def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None, out: Path,
              geojson: Path | None, resume_file: Path | None, concurrency: int, batch_size: int,
-             batch_mib: float, retries: int, timeout: float) -> None:
+             batch_mib: float, retries: int, timeout: float, ca_cert: Path | None) -> None:
     """Diagnose the photos in PATHS (files, or folders searched recursively)."""
     def retrying(message: str, delay: float) -> None:
         click.echo(f"\nretrying in {delay:.1f} s: {message}", err=True)
@@ -66,7 +70,7 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
     try:
         if api is not None:
             client = SurveyClient(api, retries=retries, timeout=timeout,
-                                  connections=concurrency, on_retry=retrying)
+                                  connections=concurrency, on_retry=retrying, ca_cert=ca_cert)
         else:
             model = _offline_model(offline_model or "", timeout)
     except ApiError as error:
@@ -82,7 +86,7 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
                f"{len(skipped)} files skipped", err=True)
     failure: ApiError | OfflineError | None = None
     with click.progressbar(length=len(photos) - done, label="diagnosing",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:  # click 8.5 deprecates get_text_stream
         try:
             if client is not None:
                 asyncio.run(_run(photos, journal, client, batch_size, batch_mib, concurrency,

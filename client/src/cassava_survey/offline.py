@@ -10,6 +10,7 @@ entropy. A model pack, as `cassava-survey get-model` stores it, is a directory h
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -211,10 +212,12 @@ async def fetch(http: httpx.AsyncClient, api: str) -> tuple[Meta, str]:
     return meta, url
 
 
-async def download(http: httpx.AsyncClient, meta: Meta, url: str) -> OfflineModel:
-    """GET the artifact (at most the announced size) and verify it."""
+async def download(http: httpx.AsyncClient, meta: Meta, url: str,
+                   deadline: float) -> OfflineModel:
+    """GET the artifact (at most the announced size, within `deadline` seconds in all: a server
+    that trickles bytes cannot hold the tool forever) and verify it."""
     try:
-        async with http.stream("GET", url) as reply:
+        async with asyncio.timeout(deadline), http.stream("GET", url) as reply:
             if reply.status_code != 200:
                 await reply.aread()
                 raise OfflineError(f"{url}: {describe_answer(reply)}")
@@ -225,7 +228,16 @@ async def download(http: httpx.AsyncClient, meta: Meta, url: str) -> OfflineMode
                     raise OfflineError(f"{url}: more than the {meta.bytes:,} bytes announced")
     except httpx.TransportError as error:
         raise OfflineError(describe_transport_error(url, error)) from None
+    except TimeoutError:
+        raise OfflineError(f"{url}: the download did not finish in {round(deadline, 1):g} s; "
+                           "try again (--timeout gives it longer)") from None
     return OfflineModel(meta, content)
+
+
+def download_deadline(timeout: float, size: int) -> float:
+    """The whole download's deadline: the wait for an answer, plus the file at 10 kB/s (a poor
+    2G link)."""
+    return timeout + size / 10_000
 
 
 async def _get_json(http: httpx.AsyncClient, url: str) -> Any:
@@ -247,7 +259,7 @@ async def fetch_model(api: str, timeout: float) -> OfflineModel:
 
     async with http_client(timeout) as http:
         meta, url = await fetch(http, api)
-        return await download(http, meta, url)
+        return await download(http, meta, url, download_deadline(timeout, meta.bytes))
 
 
 async def get_model(api: str, directory: Path, timeout: float) -> tuple[Meta, bool]:
@@ -262,5 +274,6 @@ async def get_model(api: str, directory: Path, timeout: float) -> tuple[Meta, bo
                 return meta, False
         except OfflineError:
             pass  # none yet, another version, or damaged: fetch it
-        save_pack(await download(http, meta, url), directory)
+        save_pack(await download(http, meta, url, download_deadline(timeout, meta.bytes)),
+                  directory)
     return meta, True

@@ -45,8 +45,8 @@ def row_from_result(file: str, result: Mapping[str, Any], exif: Exif,
                     source: str = "server") -> Row:
     """One entry of the batch endpoint's `results` (a prediction or a problem), from the API
     (`server`) or the offline model (`device`, same shape) -> a row."""
-    place = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
-             "longitude": exif.longitude, "source": source}
+    place: dict[str, Any] = {"file": file, "taken_at": exif.taken_at, "latitude": exif.latitude,
+                             "longitude": exif.longitude, "source": source}
     prediction = result.get("prediction")
     if isinstance(prediction, Mapping):
         model = prediction.get("model") or {}

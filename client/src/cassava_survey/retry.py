@@ -39,5 +39,5 @@ def backoff_delay(attempt: int, retry_after: float | None, *, jitter: float,
         raise ValueError("attempt counts from 1")
     if retry_after is not None:
         return retry_after
-    window = min(cap, base * 2 ** (attempt - 1))
+    window = min(cap, base * 2.0 ** (attempt - 1))
     return window / 2 + window / 2 * min(max(jitter, 0.0), 1.0)

@@ -41,7 +41,7 @@ def summarise(rows: Sequence[Row], *, cell: float = 0.1) -> Summary:
     if cell <= 0:
         raise ValueError("the area cell size must be positive")
     diagnosed = [row for row in rows if row.code is not None]
-    per_disease = Counter(row.code for row in diagnosed)
+    per_disease = Counter(str(row.code) for row in diagnosed)
     per_area: dict[str, Counter[str]] = defaultdict(Counter)
     for row in diagnosed:
         if row.latitude is not None and row.longitude is not None:
@@ -90,18 +90,18 @@ def plot(rows: Sequence[Row], path: Path) -> None:
         raise PlotUnavailable("--plot needs matplotlib: pip install 'cassava-survey[plot]'") \
             from None
     diagnosed = [row for row in rows if row.code is not None]
-    located = [row for row in diagnosed if row.latitude is not None and row.longitude is not None]
+    located = [(str(row.code), row.longitude, row.latitude) for row in diagnosed
+               if row.latitude is not None and row.longitude is not None]
     figure, axes = plt.subplots(figsize=(8, 6))
     if located:
-        for code in sorted({row.code for row in located}):  # type: ignore[type-var]
-            points = [row for row in located if row.code == code]
-            axes.scatter([row.longitude for row in points], [row.latitude for row in points],
-                         label=code, s=18)
+        for code in sorted({code for code, _, _ in located}):
+            points = [(x, y) for other, x, y in located if other == code]
+            axes.scatter([x for x, _ in points], [y for _, y in points], label=code, s=18)
         axes.set_xlabel("longitude")
         axes.set_ylabel("latitude")
         axes.legend(title="diagnosis")
     else:
-        counts = Counter(row.code for row in diagnosed)
+        counts = Counter(str(row.code) for row in diagnosed)
         axes.bar(list(counts), list(counts.values()))
         axes.set_ylabel("photos")
     axes.set_title("cassava survey")

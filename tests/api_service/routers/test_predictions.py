@@ -44,7 +44,7 @@ async def test_response_contract(app_client: httpx.AsyncClient,
     assert body["confidence"] == pytest.approx(0.6) and body["low_confidence"] is False
     # -(0.6 ln 0.6 + 0.2 ln 0.2 + 0.1 ln 0.1 + 2 * 0.05 ln 0.05) / ln 5
     assert body["entropy"] == pytest.approx(0.7196, abs=1e-4)
-    assert body["model"] == {"name": SEED_MODEL_NAME, "version": 1}
+    assert body["model"] == {"name": SEED_MODEL_NAME, "version": 1, "label": None, "demo": None}
     assert body["request_id"] == reply.headers["x-request-id"]
 
 

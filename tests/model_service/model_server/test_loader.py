@@ -5,20 +5,12 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from model_server import servable
 from model_server.errors import ServingError
 from tests.model_service.clients import INPUT, OUTPUT, SEED_VERSION_DIR
 
 pytestmark = pytest.mark.slow
-
-
-def test_tf_saved_model_load_fails_on_the_articles_model():
-    # TF 2.4 wrote the optimizer's slot variables in a form current TensorFlow cannot restore
-    # into rebuilt Python objects; TF Serving never rebuilds them, and neither does our loader.
-    with pytest.raises(AttributeError, match="add_slot"):
-        tf.saved_model.load(str(SEED_VERSION_DIR))
 
 
 def test_signature_def_loader_serves_the_articles_model(reference_predict):

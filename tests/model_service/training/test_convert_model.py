@@ -98,6 +98,15 @@ def test_labels_are_copied_beside_the_versions(repository):
     assert copied == json.loads(SEED_LABELS.read_text())
 
 
+def test_the_on_device_artifact_is_published_with_the_version(repository):
+    """training/on_device.py: beside the SavedModel in assets.extra/, described by the card
+    (tests/model_service/training/test_on_device.py tests the gate itself)."""
+    entry = read_cards(repository / NAME)["1"]["on_device"]
+    content = (repository / NAME / "1" / "assets.extra" / "model.tflite").read_bytes()
+    assert (entry["sha256"], entry["bytes"], entry["quantization"]) == (
+        hashlib.sha256(content).hexdigest(), len(content), "dynamic_range")
+
+
 def test_a_minimal_model_card_is_written_beside_the_labels(repository):
     card = read_cards(repository / NAME)["1"]
     assert card["demo"] is False

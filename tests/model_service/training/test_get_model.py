@@ -188,6 +188,8 @@ def assert_article_card(model_dir: Path, version: int) -> None:
     assert card["source"]["commit"] == "13f111d5bc4800c7f7fe78a54dd8f36b682315f8"
     assert card["source"]["sha256"] == hashlib.sha256(GOOD).hexdigest()
     assert card["source"]["url"] == ARTICLE["url"]
+    artifact = model_dir / str(version) / card["on_device"]["file"]
+    assert card["on_device"]["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
     (accuracy,) = card["metrics"]
     assert accuracy["value"] == 0.8935 and "89.35%" in accuracy["quote"]
     assert "betterprogramming.pub" in accuracy["source"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from model_server.repository import scan_versions
-from tests.support.paths import LEAF_PHOTOS_DIR, SCRIPTS_DIR, SEED_MODEL_BASE_PATH, SEED_MODEL_H5
+from tests.support.paths import LEAF_PHOTOS_DIR, SCRIPTS_DIR, SEED_MODEL_BASE_PATH
 from training import on_device
 from training.card import read_cards
 from training.on_device import ARTIFACT, FidelityError, OnDeviceError, compare, photo_files
@@ -75,13 +75,15 @@ def run_script(name: str, *args: str | Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def article(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The article's model made on-device by the real command, with one more photo directory."""
+    """The article's model made on-device by the real command, with one more photo directory and
+    float16 weights (tests/stack/test_on_device.py serves the default, dynamic range)."""
     model_dir = seed_repository(tmp_path_factory.mktemp("article"))
     extra = tmp_path_factory.mktemp("operator-photos")
     shutil.copy(sorted(LEAF_PHOTOS_DIR.glob("*.jpg"))[0], extra / "mine.jpg")
-    result = run_script("make-on-device-model", model_dir.parent, "--photos", extra)
+    result = run_script("make-on-device-model", model_dir.parent, "--photos", extra,
+                        "--quantization", "float16")
     assert result.returncode == 0, result.stderr
-    assert "assets.extra/model.tflite (dynamic_range" in result.stdout
+    assert "assets.extra/model.tflite (float16" in result.stdout
     return model_dir
 
 
@@ -94,7 +96,7 @@ def test_the_artifact_and_its_card_entry(article: Path) -> None:
     assert entry["file"] == "assets.extra/model.tflite" and entry["format"] == "tflite"
     assert (entry["sha256"], entry["bytes"]) == (hashlib.sha256(content).hexdigest(),
                                                  len(content))
-    assert entry["quantization"] == "dynamic_range"
+    assert entry["quantization"] == "float16"
     photos = len(list(LEAF_PHOTOS_DIR.glob("*.jpg")))
     assert entry["fidelity"]["photos"] == photos + 1  # the fixtures and the operator's
     assert entry["fidelity"]["images"] == photos + 1 + 5  # and a synthetic leaf per class
@@ -118,9 +120,13 @@ def test_the_artifact_takes_one_image_in_its_signature_too(article: Path) -> Non
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_a_tighter_tolerance_fails_the_real_artifact(article: Path) -> None:
-    """The gate compares real answers: dynamic-range weights drift by more than 1e-6."""
+    """The gate compares real answers: float16 weights drift by more than 1e-6."""
+    checked = on_device.evidence(photo_files([LEAF_PHOTOS_DIR]), 150, 150)
+    answers = on_device.run_tflite((article / "1" / ARTIFACT).read_bytes(), checked.batch)
+    reference = on_device.run_saved_model(article / "1", checked.batch)
+    assert compare(checked.names, reference, answers) <= 0.02
     with pytest.raises(FidelityError, match="a probability differs by"):
-        on_device.build(article / "1", [], tolerance=1e-6)
+        compare(checked.names, reference, answers, tolerance=1e-6)
 
 
 @pytest.mark.tensorflow
@@ -140,17 +146,6 @@ def test_a_failed_gate_publishes_the_version_without_artifact(
     assert scan_versions(tmp_path / "cassava") == {1: version_dir}
     assert not (version_dir / ARTIFACT.parent).exists()
     assert "on_device" not in read_cards(tmp_path / "cassava")["1"]
-
-
-@pytest.mark.tensorflow
-@pytest.mark.slow
-def test_convert_model_publishes_the_artifact_with_the_version(tmp_path: Path) -> None:
-    result = run_script("convert-model", SEED_MODEL_H5, tmp_path, "--quantization", "float16")
-    assert result.returncode == 0, result.stderr
-    entry = read_cards(tmp_path / "cassava")["1"]["on_device"]
-    content = (tmp_path / "cassava" / "1" / ARTIFACT).read_bytes()
-    assert (entry["quantization"], entry["sha256"]) == (
-        "float16", hashlib.sha256(content).hexdigest())
 
 
 def test_a_wrong_photos_directory_publishes_nothing(tmp_path: Path) -> None:

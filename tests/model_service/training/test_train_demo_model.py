@@ -35,6 +35,11 @@ def test_trains_and_publishes_successive_versions(tmp_path):
     card = read_cards(tmp_path / "cassava")["1"]
     assert card["demo"] is True
     assert card["metrics"][0]["value"] == report["validation_accuracy"]
+    # One epoch on 20 leaves learns next to nothing: its near-uniform answers may or may not
+    # survive the on-device gate, but either way the command says so and the card agrees.
+    artifact = tmp_path / "cassava" / "1" / "assets.extra" / "model.tflite"
+    assert "on-device model: " in first.stderr
+    assert ("on_device" in card) == artifact.is_file() == (report["on_device"] is not None)
     session, inputs, outputs, method = load_signature(tmp_path / "cassava" / "1")
     session.close()
     assert (list(inputs), list(outputs), method) == (

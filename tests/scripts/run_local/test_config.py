@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
 from run_local.config import (
+    HTTPS_PORT_DEFAULT,
+    LETS_ENCRYPT,
     REPO,
     ConfigError,
     entry_point_port_name,
@@ -107,3 +110,57 @@ def test_port_free_sees_a_listener() -> None:
         port = server.getsockname()[1]
         assert not port_free(port)
     assert port_free(port)
+
+
+# -- HTTPS (docs/tls.md) -------------------------------------------------------------------------
+
+def test_https_is_off_without_acme_email_or_own_certificate(tmp_path: Path) -> None:
+    config = read_config({}, tmp_path)
+    assert config.tls is None and config.url(config.ui_host) == \
+        "http://ui.service.localhost:8080/"
+
+
+def test_acme_settings(tmp_path: Path) -> None:
+    config = read_config({"ACME_EMAIL": "ops@example.org", "UI_HOST": "UI.Example.org",
+                          "API_HOST": "api.example.org", "RUN_DIR": "run"}, tmp_path)
+    assert config.tls is not None
+    assert config.tls.port == HTTPS_PORT_DEFAULT == 8443
+    assert config.tls.acme_ca_server == LETS_ENCRYPT
+    assert config.tls.acme_storage == tmp_path / "run" / "acme.json"
+    assert config.url(config.ui_host) == "https://ui.example.org:8443/"
+    assert config.tls.traefik_env() == {
+        "HTTPS_PORT": "8443", "ACME_EMAIL": "ops@example.org", "ACME_CA_SERVER": LETS_ENCRYPT,
+        "TLS_CERT_FILE": "", "TLS_KEY_FILE": ""}
+    ports = pick_ports(config, is_free=lambda port: True,
+                       free_port=iter(range(20000, 20100)).__next__)
+    assert ports["HTTPS_PORT"] == 8443
+
+
+def test_own_certificate_settings(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("x")
+    (tmp_path / "k.pem").write_text("x")
+    config = read_config({"TLS_CERT_FILE": "c.pem", "TLS_KEY_FILE": "k.pem",
+                          "HTTPS_PORT": "9443"}, tmp_path)
+    assert config.tls and config.tls.port == 9443 and not config.tls.acme_email
+    assert config.tls.traefik_env()["TLS_CERT_FILE"] == str(tmp_path / "c.pem")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ACME_CA_SERVER": "https://ca.example/dir"}, "ACME_CA_SERVER=https://ca.example/dir is "
+     "set but ACME_EMAIL is not"),
+    ({"ACME_EMAIL": "not-an-address"}, "is not an e-mail address"),
+    ({"ACME_EMAIL": 'a@b.c" evil: 1'}, "is not an e-mail address"),
+    ({"ACME_EMAIL": "a@b.c", "ACME_CA_SERVER": "http://ca/dir"}, "is not an https:// URL"),
+    ({"ACME_EMAIL": "a@b.c", "TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k"}, "both set"),
+    ({"TLS_CERT_FILE": "c.pem"}, "go together"),
+    ({"TLS_CERT_FILE": "missing.pem", "TLS_KEY_FILE": "k.pem"}, "is not a readable file"),
+    ({"HTTPS_PORT": "8443"}, "HTTPS_PORT is set but HTTPS is off"),
+    ({"ACME_EMAIL": "a@b.c", "LEGO_CA_CERTIFICATES": "/nowhere/root.pem"},
+     "LEGO_CA_CERTIFICATES names /nowhere/root.pem, which is not readable"),
+    ({"ACME_EMAIL": "a@b.c", "HTTPS_PORT": "8080"}, "PORT and HTTPS_PORT are both 8080"),
+    ({"UI_HOST": "ui host"}, "is not a host name"),
+])
+def test_half_an_https_setting_is_a_clear_error(tmp_path: Path, env: dict[str, str],
+                                                message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        read_config(env, tmp_path)

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from run_local.config import REPO, ConfigError
 from run_local.render import (
     entry_points,
+    render_acme_static,
     render_nginx_conf,
     render_server_block,
     render_traefik_static,
@@ -34,10 +36,15 @@ def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def rendered(read_timeout: int | None = None) -> str:
-    return render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:9000", "ping": "127.0.0.1:9001",
-                                               "metrics": "127.0.0.1:9002"},
-                                 DYNAMIC, read_timeout)
+ADDRESSES = {"web": "127.0.0.1:9000", "websecure": "127.0.0.1:9443",
+             "ping": "127.0.0.1:9001", "metrics": "127.0.0.1:9002"}
+ACME_YML = (REPO / "traefik" / "acme.yml").read_text()
+
+
+def rendered(read_timeout: int | None = None, https: bool = True, appended: str = "") -> str:
+    addresses = ADDRESSES if https else {k: v for k, v in ADDRESSES.items() if k != "websecure"}
+    return render_traefik_static(TRAEFIK_YML, addresses, DYNAMIC, read_timeout,
+                                 without=() if https else ("websecure",), appended=appended)
 
 
 def test_run_local_and_compose_have_the_same_traefik_settings() -> None:
@@ -47,6 +54,7 @@ def test_run_local_and_compose_have_the_same_traefik_settings() -> None:
                if not new.startswith("# Generated") and not new.startswith("# entry point")]
     assert changes == [
         ('address: ":8080"', 'address: "127.0.0.1:9000"'),
+        ('address: ":8443"', 'address: "127.0.0.1:9443"'),
         ('address: "127.0.0.1:8082"', 'address: "127.0.0.1:9001"'),
         ('address: ":9100"', 'address: "127.0.0.1:9002"'),
         ("filename: /etc/traefik/dynamic.yml", f'filename: "{DYNAMIC}"'),
@@ -76,21 +84,53 @@ def test_a_test_only_read_timeout_replaces_that_one_value() -> None:
     assert changes == [("readTimeout: 50s", 'readTimeout: "3s"')]
 
 
+def test_plain_http_drops_exactly_the_websecure_entry_point() -> None:
+    """Without TLS, run-local's copy has no `websecure` (no extra listener): the lines removed
+    are that block and its comment, nothing else."""
+    plain, https = rendered(https=False), rendered()
+    assert entry_points(plain) == ["web", "ping", "metrics"]
+    removed = [old.strip() for old, new in changed_lines(https, plain)]
+    assert removed[0].startswith("# HTTPS") and "websecure:" in removed
+    assert removed[-1] == "http: *public-http"
+    assert all(new == "" for _, new in changed_lines(https, plain))
+    assert yaml.safe_load(plain)["entryPoints"]["web"]["transport"]["respondingTimeouts"]
+
+
+def test_websecure_has_the_limits_of_web() -> None:
+    """One set of timeouts and header rules for both public entry points (YAML anchors)."""
+    static = yaml.safe_load(rendered(read_timeout=3))
+    web, websecure = static["entryPoints"]["web"], static["entryPoints"]["websecure"]
+    for key in ("transport", "forwardedHeaders", "http"):
+        assert websecure[key] == web[key]
+    assert websecure["transport"]["respondingTimeouts"]["readTimeout"] == "3s"
+
+
+def test_acme_resolver_is_appended_with_quoted_values(tmp_path: Path) -> None:
+    acme = render_acme_static(ACME_YML, {
+        "ACME_EMAIL": "ops@example.org", "ACME_CA_SERVER": "https://127.0.0.1:14000/dir",
+        "ACME_STORAGE": str(tmp_path / "acme.json")})
+    static = yaml.safe_load(rendered(appended=acme))
+    resolver = static["certificatesResolvers"]["acme"]["acme"]
+    assert resolver == {"email": "ops@example.org", "caServer": "https://127.0.0.1:14000/dir",
+                        "storage": str(tmp_path / "acme.json"), "keyType": "EC256",
+                        "httpChallenge": {"entryPoint": "web"}}
+    assert static["entryPoints"]["web"]["address"] == "127.0.0.1:9000"
+    with pytest.raises(ConfigError, match=r"no value for \$\{ACME_STORAGE\}"):
+        render_acme_static(ACME_YML, {"ACME_EMAIL": "a@b.c", "ACME_CA_SERVER": "https://x"})
+
+
 def test_every_entry_point_needs_an_address() -> None:
-    assert entry_points(TRAEFIK_YML) == ["web", "ping", "metrics"]
+    assert entry_points(TRAEFIK_YML) == ["web", "websecure", "ping", "metrics"]
     with pytest.raises(ConfigError, match="declares entry points"):
         render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:1"}, DYNAMIC)
     with pytest.raises(ConfigError, match="declares entry points"):
-        render_traefik_static(TRAEFIK_YML, {"web": "127.0.0.1:1", "ping": "127.0.0.1:2",
-                                            "metrics": "127.0.0.1:3", "extra": "127.0.0.1:4"},
-                              DYNAMIC)
+        render_traefik_static(TRAEFIK_YML, {**ADDRESSES, "extra": "127.0.0.1:4"}, DYNAMIC)
 
 
 def test_a_file_without_a_substituted_key_is_an_error() -> None:
     without_provider = TRAEFIK_YML.replace("filename:", "directory:")
     with pytest.raises(ConfigError, match=r"no providers\.file\.filename"):
-        render_traefik_static(without_provider, {"web": "a:1", "ping": "a:2", "metrics": "a:3"},
-                              DYNAMIC)
+        render_traefik_static(without_provider, ADDRESSES, DYNAMIC)
 
 
 def test_key_paths_follow_indentation() -> None:

@@ -63,3 +63,33 @@ def test_run_local_serves_the_api_with_the_images_command_line(tmp_path: Path) -
     assert re.findall(r"^\s*python -m app &$", stack, re.MULTILINE)
     for text in (dockerfile, stack):  # no second copy of the options anywhere
         assert "--timeout-keep-alive" not in text and "app.main:app" not in text
+
+
+def traefik_service(env: dict[str, str], tmp_path: Path):
+    ports = dict.fromkeys(("PORT", *INTERNAL_PORTS,
+                           *(entry_point_port_name(e) for e in traefik_entry_points())), 1)
+    config = read_config({"RUN_DIR": str(tmp_path), **env}, tmp_path)
+    (traefik,) = [s for s in services(config, ports, "nginx") if s.name == "traefik"]
+    return config, traefik
+
+
+def test_plain_http_keeps_h2c_off_and_no_https_setting_leaks_in(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    monkeypatch.setenv("ACME_EMAIL", "from-the-shell@example.org")  # not read by services()
+    config, traefik = traefik_service({}, tmp_path)
+    assert traefik.env["GODEBUG"] == TRAEFIK_GODEBUG
+    assert traefik.env["ACME_EMAIL"] == "" and traefik.env["TLS_CERT_FILE"] == ""
+    assert "https" not in traefik.ports and traefik_entry_points(config) == [
+        "web", "ping", "metrics"]
+    assert traefik.env["UI_ORIGINS"] == "http://ui.service.localhost:8080"
+
+
+def test_https_lifts_the_h2c_setting_and_hands_traefik_its_settings(tmp_path: Path) -> None:
+    """GODEBUG=http2server=0 would break HTTP/2 over TLS; `web` only redirects then."""
+    _, traefik = traefik_service({"ACME_EMAIL": "ops@example.org", "HTTPS_PORT": "443",
+                                  "UI_HOST": "ui.example.org"}, tmp_path)
+    assert "GODEBUG" not in traefik.env or "http2server=0" not in traefik.env["GODEBUG"]
+    assert traefik.env["ACME_EMAIL"] == "ops@example.org"
+    assert traefik.env["HTTPS_PORT"] == "443" and traefik.ports["https"] == 1
+    assert traefik.env["UI_ORIGINS"] == "https://ui.example.org:443,https://ui.example.org"
+    assert traefik.env["UI_HOST"] == "ui.example.org"
