@@ -63,10 +63,12 @@ class ComposeProject:
     env_file: Path
     port: int
     profiles: tuple[str, ...] = ()  # compose profiles enabled on every command
+    overrides: tuple[Path, ...] = ()  # compose files merged over docker-compose.yml
 
     def compose(self, *args: str, timeout: float = 120,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [*compose_command(), "--project-name", self.name, "--file", str(COMPOSE_FILE),
+                *(option for path in self.overrides for option in ("--file", str(path))),
                 "--env-file", str(self.env_file),
                 *(option for profile in self.profiles for option in ("--profile", profile)),
                 *args]
