@@ -85,13 +85,15 @@ def copy_model_repository(target: Path) -> Path:
 @contextmanager
 def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
                   profiles: tuple[str, ...] = (),
-                  extra_settings: dict[str, str] | None = None) -> Iterator[ComposeProject]:
+                  extra_settings: dict[str, str] | None = None,
+                  files: tuple[Path, ...] = ()) -> Iterator[ComposeProject]:
     """`docker compose up --build --wait` of docker-compose.yml (with `profiles`) on the offline
     bases, on 127.0.0.1:<free port>, with a temporary copy of the model repository mounted;
     always `down -v` afterwards (its logs are kept in log_path)."""
     repository = copy_model_repository(workdir / "models")
     project = ComposeProject(name=f"cassava-test-{uuid.uuid4().hex[:8]}",
-                             env_file=workdir / "test.env", port=free_port(), profiles=profiles)
+                             env_file=workdir / "test.env", port=free_port(), profiles=profiles,
+                             files=files)
     settings = {
         **offline_bases,
         "HTTP_BIND": "127.0.0.1",
