@@ -8,11 +8,12 @@ model config file (text-format ModelServerConfig, version labels) and the API's 
     model-rollout promote                     `stable` -> the canary's version (old one kept)
     model-rollout rollback                    back to the previous `stable`, the other unloaded
 
-Both files live in the model repository (--repository, default $MODEL_REPOSITORY or
-model.service/models): `models.config` (read by the model server, --model_config_file) and
-`rollout.json` (read by the API, ROLLOUT_FILE). Each is replaced atomically (write, fsync, rename),
-in the order that keeps every request answerable: the label first when a version gains traffic,
-the plan first when it loses it. docs/model-rollout.md has the worked example.
+Both files live in the model repository (--repository, default $MODEL_REPOSITORY,
+$MODEL_BASE_PATH or model.service/models): `models.config` (read by the model server,
+--model_config_file) and `rollout.json` (read by the API, ROLLOUT_FILE). Each is replaced
+atomically (write, fsync, rename), in the order that keeps every request answerable: the label
+first when a version gains traffic, the plan first when it loses it. docs/model-rollout.md has
+the worked example.
 """
 
 from __future__ import annotations
@@ -237,9 +238,13 @@ def fetch_metrics(url: str | None, compose: bool) -> str | None:
 # -- command line ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="model-rollout", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repository", type=Path, default=Path(os.environ.get(
-        "MODEL_REPOSITORY", REPO / "model.service" / "models")),
-        help="the model repository: holds <model>/<version>/, models.config, rollout.json")
+    parser.add_argument(
+        "--repository", type=Path,
+        default=Path(os.environ.get("MODEL_REPOSITORY") or os.environ.get("MODEL_BASE_PATH")
+                     or REPO / "model.service" / "models"),
+        help="the model repository: holds <model>/<version>/, models.config, rollout.json "
+             "(default: $MODEL_REPOSITORY (compose), $MODEL_BASE_PATH (run-local) or "
+             "model.service/models)")
     parser.add_argument("--model", default=os.environ.get("MODEL_NAME", "cassava"))
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="labels, versions, plan and traffic")

@@ -17,6 +17,7 @@ from cassava_survey import imaging as client_imaging
 from cassava_survey.cli import main
 from cassava_survey.offline import Meta, OfflineError, OfflineModel, load_pack, save_pack
 from tests.client.conftest import SurveyFolder
+from tests.support.litert_reference import device_probabilities
 from tests.support.paths import MODEL_REPOSITORY, REPO_ROOT, leaf_photos
 
 DEMO_DIR = MODEL_REPOSITORY / "cassava"
@@ -247,3 +248,26 @@ def test_a_trickling_download_stops_at_its_deadline(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(OfflineError, match=r"did not finish in 0\.3 s"):
         asyncio.run(run())
+
+
+# --- the reference run of the bundled demo's file against the model server (REST) ------------
+
+def test_the_demo_file_gives_the_model_servers_answers(
+        demo_model_server, pack: Path, leaf_photo_paths: list[Path]) -> None:
+    """ai-edge-litert in a fresh interpreter (no TensorFlow) on the fixture photos, each through
+    the API's preprocessing, against the demo SavedModel served by scripts/model-server."""
+    import httpx
+
+    from app.imaging import image_to_tensor
+
+    device = device_probabilities(pack, leaf_photo_paths)
+    for photo in leaf_photo_paths:
+        tensor = image_to_tensor(photo.read_bytes(), height=150, width=150,
+                                 max_pixels=50_000_000)
+        reply = httpx.post(f"{demo_model_server.rest_url}/v1/models/cassava:predict",
+                           json={"instances": tensor.tolist()}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        (server,) = reply.json()["predictions"]
+        on_phone = device[photo.name]
+        assert int(np.argmax(on_phone)) == int(np.argmax(server)), photo.name
+        assert float(np.abs(np.subtract(on_phone, server)).max()) <= 0.02, photo.name

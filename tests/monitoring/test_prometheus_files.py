@@ -13,6 +13,7 @@ from tests.support.paths import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "monitoring" / "prometheus"
 DASHBOARD = REPO_ROOT / "monitoring" / "grafana" / "dashboards" / "cassava-stack.json"
+ROLLOUT_DASHBOARD = DASHBOARD.with_name("cassava-rollout.json")
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
@@ -25,7 +26,7 @@ def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProc
 def test_promtool_check_config() -> None:
     result = promtool("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_promtool_check_rules() -> None:
@@ -45,7 +46,8 @@ def test_every_alert_has_a_unit_test() -> None:
     tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS_DIR / "alerts.test.yml").read_text()))
     assert alerts - tested <= {"ModelLoadFailed"}, alerts - tested
     assert {"ApiHighErrorRatio", "ApiSlowPredictions", "ModelServerNotAvailable",
-            "LowConfidenceShareHigh"} <= alerts
+            "LowConfidenceShareHigh", "CanaryErrorRatioHigh", "ShadowDisagreementHigh",
+            "ModelConfigRefused"} <= alerts
 
 
 def test_a_broken_rule_is_caught(tmp_path: Path) -> None:
@@ -68,7 +70,31 @@ def test_the_dashboard_covers_the_issue(tmp_path: Path) -> None:
                    ":tensorflow:serving:request_latency_bucket"):
         assert metric in hops
     assert all(p["datasource"]["uid"] == "prometheus" for p in dashboard["panels"])
-    # Every query parses as PromQL (promtool's own parser, via a throwaway rule file).
+    check_queries(exprs, tmp_path)
+
+
+def test_the_rollout_dashboard_covers_every_version_metric(tmp_path: Path) -> None:
+    dashboard = json.loads(ROLLOUT_DASHBOARD.read_text())
+    assert dashboard["uid"] == "cassava-rollout"
+    assert {panel["title"] for panel in dashboard["panels"]} == {
+        "Predictions by version label", "Error ratio by version label",
+        "Predict latency by version (p95)", "Mean confidence and low-confidence share by version",
+        "Predicted classes by version", "Shadow agreement and |Δp|"}
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    for metric in ("cassava_api_version_predictions_total",
+                   "cassava_api_version_predict_duration_seconds_bucket",
+                   "cassava_api_prediction_confidence_sum",
+                   "cassava_api_prediction_confidence_count",
+                   "cassava_api_low_confidence_predictions_total",
+                   "cassava_api_shadow_comparisons_total",
+                   "cassava_api_shadow_max_abs_difference_bucket"):
+        assert any(metric in expr for expr in exprs), metric
+    assert all(p["datasource"]["uid"] == "prometheus" for p in dashboard["panels"])
+    check_queries(exprs, tmp_path)
+
+
+def check_queries(exprs: list[str], tmp_path: Path) -> None:
+    """Every query parses as PromQL (promtool's own parser, via a throwaway rule file)."""
     rules = tmp_path / "dashboard.yml"
     lines = ["groups:", "  - name: dashboard", "    rules:"]
     for index, expr in enumerate(exprs):

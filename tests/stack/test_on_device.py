@@ -9,32 +9,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.litert_reference import client_env, device_probabilities
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack, start_local_stack
 from tests.support.paths import REPO_ROOT, SCRIPTS_DIR, SEED_LABELS, SEED_MODEL_BASE_PATH
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 CLI = REPO_ROOT / ".venv" / "bin" / "cassava-survey"
-CLIENT_ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "client" / "src")}
-# Run in a fresh interpreter: the file, ai-edge-litert, the API's preprocessing; no TensorFlow.
-REFERENCE_RUN = """
-import json, sys
-from pathlib import Path
-from cassava_survey.offline import load_pack
-model = load_pack(Path(sys.argv[1]))
-answers = {Path(p).name: model.probabilities(Path(p).read_bytes()) for p in sys.argv[2:]}
-assert "tensorflow" not in sys.modules, "TensorFlow was loaded"
-print(json.dumps(answers))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +46,7 @@ def article_stack(repository: Path, logs_dir: Path) -> Iterator[LocalStack]:
 
 def survey(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, env=CLIENT_ENV)
+                          stdin=subprocess.DEVNULL, env=client_env())
 
 
 @pytest.mark.parametrize("host, prefix", [(API_HOST, ""), (UI_HOST, "/api")])
@@ -96,11 +84,7 @@ def test_the_device_gives_the_servers_answers(article_stack: LocalStack, tmp_pat
     again = survey("get-model", "--api", api, "--out", tmp_path / "pack")
     assert again.stdout.startswith("already stored cassava version 1 "), again.stderr
 
-    run = subprocess.run([sys.executable, "-c", REFERENCE_RUN, tmp_path / "pack",
-                          *leaf_photo_paths], capture_output=True, text=True, timeout=120,
-                         env=CLIENT_ENV)
-    assert run.returncode == 0, run.stderr
-    device = json.loads(run.stdout)
+    device = device_probabilities(tmp_path / "pack", leaf_photo_paths)
     labels = [label["code"] for label in json.loads(SEED_LABELS.read_text())]
     for photo in leaf_photo_paths:
         reply = article_stack.predict(API_HOST, "/predict/image", photo)

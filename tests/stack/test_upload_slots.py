@@ -9,6 +9,7 @@ can hold its slot half-sent, and a refused one is told so before it sends 10 MiB
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import httpx
@@ -78,3 +79,72 @@ def test_more_large_uploads_than_the_slots_are_refused_cleanly_and_others_still_
                             headers={"Host": API_HOST, "Content-Type": content_type},
                             content=body)
     assert again.status_code == 200, again.text
+
+
+def test_one_address_holds_at_most_its_share_of_the_slots(
+        local_stack: LocalStack, leaf_photo_paths: list[Path]) -> None:
+    # Issue 20: one address took every slot within its own in-flight limit, and every other
+    # client's large upload got 429 uploads_busy.
+    photo = leaf_photo_paths[0].read_bytes()
+    body, content_type = maximum_upload(photo)
+    half = len(body) // 2
+    uploads: list[RawUpload] = []
+    try:
+        first = start_upload(local_stack, "127.0.0.70", body, content_type)
+        uploads.append(first)
+        assert first.response()[0] == 100
+        first.send(0, half)
+        second = start_upload(local_stack, "127.0.0.70", body, content_type)
+        uploads.append(second)
+        status, headers, problem = second.response()
+        assert status == 429, (status, problem)
+        assert '"code":"too_many_uploads"' in problem.decode().replace(" ", "")
+        assert int(headers["retry-after"]) >= 1
+        # Another address still gets a slot.
+        other = start_upload(local_stack, "127.0.0.71", body, content_type)
+        uploads.append(other)
+        assert other.response()[0] == 100
+        for upload in (first, other):
+            upload.send(half if upload is first else 0)
+            status, _, answer = upload.response()
+            assert status == 200, answer[:500]
+    finally:
+        for upload in uploads:
+            upload.close()
+
+
+def test_a_trickling_body_loses_its_slot_long_before_the_read_timeout(
+        local_stack: LocalStack, leaf_photo_paths: list[Path]) -> None:
+    # A maximum Content-Length, then one byte every half second: cut with 408 upload_too_slow
+    # once the grace period is over, not after the entry point's 50 s readTimeout (the socket
+    # gives up waiting for the answer after 25 s), and its slot is free again.
+    photo = leaf_photo_paths[0].read_bytes()
+    body, content_type = maximum_upload(photo)
+    trickler = RawUpload(local_stack.port, API_HOST, "/predict/image", body, content_type,
+                         "127.0.0.80", timeout=25)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for offset in range(60):
+            if stop.wait(0.5):
+                return
+            try:
+                trickler.send(offset, offset + 1)
+            except OSError:
+                return  # cut: the proxy closed the connection
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    try:
+        assert trickler.response()[0] == 100
+        sender.start()
+        status, headers, problem = trickler.response()
+        assert status == 408, (status, problem)
+        assert headers["content-type"] == "application/problem+json"
+        assert '"code":"upload_too_slow"' in problem.decode().replace(" ", "")
+    finally:
+        stop.set()
+        sender.join(5)
+        trickler.close()
+    # Its slot (the address's one) is free: the same address's next upload is taken.
+    with start_upload(local_stack, "127.0.0.80", body, content_type) as again:
+        assert again.exchange()[0] == 200

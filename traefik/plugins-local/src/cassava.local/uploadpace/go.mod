@@ -1,0 +1,3 @@
+module cassava.local/uploadpace
+
+go 1.22
