@@ -79,9 +79,9 @@ def https_stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPath
                 "HTTPS_PORT": str(https_port), "ACME_EMAIL": "operator@cassava.test",
                 "ACME_CA_SERVER": "https://pebble:14000/dir",
                 "LEGO_CA_CERTIFICATES": "/pebble/api.crt"}
+    overlays = (HTTPS_COMPOSE_FILE, pebble_overlay(work, work / "pebble"))
     with running_stack(offline_bases, work, artifacts_dir / "compose-https.log",
-                       extra_settings=settings,
-                       files=(HTTPS_COMPOSE_FILE, pebble_overlay(work, work / "pebble"))) as project:
+                       extra_settings=settings, files=overlays) as project:
         management = project.compose("port", "pebble", "15000").stdout.strip().rsplit(":", 1)[1]
         context = ssl.create_default_context(cafile=str(api_cert))
         root = work / "pebble-root.pem"
