@@ -8,7 +8,8 @@
 Target: --url (default http://127.0.0.1:$PORT, PORT default 8080); the processes whose memory and
 file descriptors are watched come from --run-dir (scripts/run-local's RUN_DIR/services.json) or
 --pid NAME=PID. Reports (CSV, HTML, summary.json) go to --out. Exit status 1 when a request
-failed (or, for soak, resources grew past the bounds)."""
+failed (or, for soak, resources grew past the bounds); a 429 `uploads_busy` (the edge shedding
+large uploads on purpose) is counted as shed, not failed."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ def watched_pids(args: argparse.Namespace) -> dict[str, int]:
 def printable(summary: dict[str, Any]) -> str:
     return (f"{summary['name']}: {summary['users']} clients, {summary['seconds']} s, "
             f"{summary['requests']} requests, {summary['failures']} failed, "
+            f"{summary.get('shed', 0)} shed by the edge (429 uploads_busy, the limits working), "
             f"{summary['rps']} req/s, p50 {summary['p50_ms']:.0f} ms, "
             f"p99 {summary['p99_ms']:.0f} ms")
 

@@ -17,7 +17,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
 from loadtest.monitor import ResourceMonitor
 from loadtest.payloads import Payload
-from loadtest.users import PhotoClient
+from loadtest.users import PhotoClient, shed
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -57,6 +57,7 @@ def run_load(url: str, mix: list[Payload], *, users: int, seconds: float, out_di
     answered) unless `rate` (requests/s for all clients together) paces them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     PhotoClient.mix = mix
+    shed.clear()
     PhotoClient.wait_time = constant_throughput(rate / users) if rate else constant(0)
     environment = Environment(user_classes=[PhotoClient], host=url)
     windows = Windows(window)
@@ -101,6 +102,7 @@ def run_load(url: str, mix: list[Payload], *, users: int, seconds: float, out_di
         "p99_ms": total.get_response_time_percentile(0.99),
         "max_ms": round(total.max_response_time or 0),
         "errors": dict(sorted(errors.items(), key=lambda item: -item[1])[:20]),
+        "shed": sum(shed.values()),  # answered 429 uploads_busy: not failures (users.SHED)
         "by_payload": {key[0]: {"requests": s.num_requests, "failures": s.num_failures,
                                 "p50_ms": s.get_response_time_percentile(0.5),
                                 "p99_ms": s.get_response_time_percentile(0.99)}

@@ -223,13 +223,13 @@ def publish(version_dir: Path, photo_dirs: list[Path], quantization: str = DEFAU
     (version_dir / ARTIFACT).unlink(missing_ok=True)  # a copied SavedModel's own, unchecked
     try:
         content, entry = build(version_dir, photo_dirs, quantization)
+        write_artifact(version_dir, content)
     except OnDeviceError as exc:
         log(f"on-device model: NOT published: {exc}")
         return None
     except Exception as exc:  # the server version publishes whatever the converter does
         log(f"on-device model: NOT published: {type(exc).__name__}: {exc}")
         return None
-    write_artifact(version_dir, content)
     log(f"on-device model: {ARTIFACT.as_posix()} ({entry['quantization']}, "
         f"{entry['bytes']:,} bytes, SHA-256 {entry['sha256']}; max |dp| "
         f"{entry['fidelity']['max_abs_diff']:.4f} on {entry['fidelity']['images']} images)")
@@ -246,7 +246,11 @@ def make_for_version(model_dir: Path, version: int, photo_dirs: list[Path],
     cards = read_cards(model_dir)
     content, entry = build(version_dir, photo_dirs, quantization)
     card = cards.get(str(version)) or minimal_card(version_dir)
-    write_artifact(version_dir, content)
+    try:
+        write_artifact(version_dir, content)
+    except OSError as exc:  # a read-only repository, a file where assets.extra/ goes, a full disk
+        raise OnDeviceError(f"cannot write {version_dir / ARTIFACT}: "
+                            f"{exc.strerror or exc}") from None
     write_card(model_dir, version, {**card, "on_device": entry})
     return entry
 

@@ -23,6 +23,7 @@ from tests.deploy.swarm_lab import (
     LoadResult,
     SteadyLoad,
 )
+from tests.support.waiting import wait_until
 
 # The first test also pays for the lab (images built, loaded into three nodes, stack up; the last,
 # for its removal): far more than the suite's default timeout on a cold machine.
@@ -36,12 +37,10 @@ TENSOR_BYTES = 150 * 150 * 3 * 4
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str,
              interval: float = 2.0) -> float:
+    """Seconds until `condition` holds (wait_until's polling), for the report."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"no {what} within {timeout:.0f} s")
+    wait_until(condition, timeout, what, every=interval)
+    return time.monotonic() - started
 
 
 def converged(lab: Lab, *services: str) -> bool:
@@ -127,7 +126,9 @@ def test_killing_a_model_container_fails_no_request(swarm_lab: Lab, photo: Path)
         time.sleep(3)
     result = load.result()
     report(f"model container killed (replaced in {took:.0f} s)", result, swarm_lab)
-    assert result.sent >= 5 * result.seconds * 0.9
+    # The kill happened under real traffic: at least a third of the rate asked (a loaded machine
+    # slows the load generator, never by 3x); the point is that none of it failed.
+    assert result.sent >= RATE / 3 * result.seconds, (result.sent, result.seconds)
     assert result.failures == []
 
 

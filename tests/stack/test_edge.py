@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,16 @@ import pytest
 
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack, start_local_stack
 from tests.support.sockets import read_until_closed
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 PROBLEM = "application/problem+json"
 TEST_READ_TIMEOUT = 3  # seconds; the shipped readTimeout (50 s) is in traefik/traefik.yml
+# How long after TEST_READ_TIMEOUT a cut connection may take to close, on a loaded machine. Only
+# the timeout can close it (the trickles below would last 40 min), so the margin is generous:
+# it tells "cut by the timeout" from "never cut", not how precise the timer is.
+CLOSE_MARGIN = 30
 
 
 def client(address: str, timeout: float = 30.0) -> httpx.Client:
@@ -146,10 +150,12 @@ def test_one_address_gets_a_few_requests_at_a_time(local_stack: LocalStack,
             sock = connect(local_stack, source="127.0.0.4")
             sock.sendall(upload_head(API_HOST, "/predict/image", 100_000) + b"--b\r\n")
             stalled.append(sock)
-        time.sleep(0.5)
+        photo = leaf_photo_paths[0].read_bytes()
         with client("127.0.0.4", timeout=10) as same:
-            refused = post_from(same, local_stack, API_HOST, "/predict/image",
-                                leaf_photo_paths[0].read_bytes())
+            # Refused once Traefik counts the four (it may see the last of them a moment later).
+            refused = wait_until(
+                lambda: (r := post_from(same, local_stack, API_HOST, "/predict/image", photo)
+                         ).status_code == 429 and r, 30, "the fifth upload refused")
         assert refused.status_code == 429
         assert refused.headers["content-type"] == PROBLEM
         assert refused.json()["code"] == "too_many_in_flight"
@@ -158,8 +164,11 @@ def test_one_address_gets_a_few_requests_at_a_time(local_stack: LocalStack,
     finally:
         for sock in stalled:
             sock.close()
-    time.sleep(0.5)
-    assert_served(local_stack, leaf_photo_paths[0], source="127.0.0.4")
+    # Served again once Traefik has seen the stalled connections close.
+    with client("127.0.0.4") as same:
+        wait_until(lambda: post_from(same, local_stack, API_HOST, "/predict/image",
+                                     leaf_photo_paths[0].read_bytes()).status_code == 200,
+                   30, "an upload served again from the same address")
 
 
 # -- slow and idle clients (readTimeout shortened for the test) ---------------------------------
@@ -190,21 +199,18 @@ def test_a_one_byte_a_second_upload_is_cut_with_408(short_timeout_stack: LocalSt
     stop = threading.Event()
     with connect(stack, source="127.0.0.6") as sock:
         sock.sendall(upload_head(API_HOST, "/predict/image", 5000, probe))
-        started = time.monotonic()
         sender = threading.Thread(target=trickle, args=(sock, b"x" * 5000, 0.5, stop))
         sender.start()
         try:
             assert_served(stack, leaf_photo_paths[0])  # meanwhile, a normal client
-            answer = read_until_closed(sock, TEST_READ_TIMEOUT + 5)
+            answer = read_until_closed(sock, TEST_READ_TIMEOUT + CLOSE_MARGIN)
         finally:
             stop.set()
             sender.join()
-        elapsed = time.monotonic() - started
     head, _, document = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), head
     assert b"application/problem+json" in head
     assert b'"code":"request_timeout"' in document
-    assert elapsed < TEST_READ_TIMEOUT + 3
     assert not api_saw(stack, probe)  # the API never held the slow upload
 
 
@@ -215,7 +221,6 @@ def test_idle_and_slowloris_connections_are_closed(short_timeout_stack: LocalSta
     stack = short_timeout_stack
     stop = threading.Event()
     socks = [connect(stack, source=f"127.0.0.{7 + i}") for i in range(3)]
-    started = time.monotonic()
     senders = []
     if pattern == "slow headers":
         for sock in socks:
@@ -224,15 +229,13 @@ def test_idle_and_slowloris_connections_are_closed(short_timeout_stack: LocalSta
             senders[-1].start()
     try:
         assert_served(stack, leaf_photo_paths[0])
-        answers = [read_until_closed(sock, TEST_READ_TIMEOUT + 5) for sock in socks]
-        elapsed = time.monotonic() - started
+        answers = [read_until_closed(sock, TEST_READ_TIMEOUT + CLOSE_MARGIN) for sock in socks]
     finally:
         stop.set()
         for sender in senders:
             sender.join()
         for sock in socks:
             sock.close()
-    assert elapsed < TEST_READ_TIMEOUT + 3
     for answer in answers:
         if pattern == "idle":
             assert answer == b""  # no request, nothing to answer: the connection is closed

@@ -172,10 +172,14 @@ async def test_no_reopen_by_default_keeps_the_first_resolution(replicas: Replica
 @pytest.mark.anyio
 async def test_an_attempt_that_hangs_is_retried_on_another_replica(replicas: Replicas) -> None:
     replicas.replicas[0].hung = True
-    client = TFServingClient(replicas.target, "cassava", deadline=5.0, attempt_timeout=0.2)
+    # The fakes answer in well under a millisecond: a 0.5 s attempt timeout is a margin of
+    # hundreds for a loaded machine, and the deadline leaves room for every detour.
+    client = TFServingClient(replicas.target, "cassava", deadline=30.0, attempt_timeout=0.5)
     try:
-        await predict_many(client, 9)  # every call succeeds, a few after a 0.2 s detour
+        await predict_many(client, 9)  # every call succeeds, a few after a 0.5 s detour
     finally:
         await client.close()
     assert replicas.replicas[0].calls > 0
-    assert replicas.replicas[1].calls + replicas.replicas[2].calls == 9
+    # Each of the 9 answered by a healthy replica (one more only if a loaded machine stalled an
+    # attempt past its timeout, which is then retried, as it should be).
+    assert replicas.replicas[1].calls + replicas.replicas[2].calls >= 9

@@ -137,6 +137,19 @@ def test_a_failed_gate_publishes_the_version_without_artifact(
     assert "on_device" not in read_cards(tmp_path / "cassava")["1"]
 
 
+@pytest.mark.tensorflow
+@pytest.mark.slow
+def test_an_unwritable_version_is_one_line_and_leaves_the_card(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir = seed_repository(tmp_path)
+    (model_dir / "1" / "assets.extra").write_text("a file where the directory goes")
+    assert on_device.main([str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("make-on-device-model: error: cannot write ")
+    assert len(error.strip().splitlines()) == 1
+    assert not (model_dir / "model.json").exists()
+
+
 def test_a_wrong_photos_directory_publishes_nothing(tmp_path: Path) -> None:
     result = run_script("convert-model", SEED_MODEL_BASE_PATH / "1", tmp_path, "--photos",
                         tmp_path / "absent")
