@@ -65,12 +65,12 @@ class ComposeProject:
     env_file: Path
     port: int
     profiles: tuple[str, ...] = ()  # compose profiles enabled on every command
-    files: tuple[Path, ...] = ()  # overlays after docker-compose.yml (docker-compose.https.yml)
+    overrides: tuple[Path, ...] = ()  # compose files merged over docker-compose.yml
 
     def compose(self, *args: str, timeout: float = 120,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [*compose_command(), "--project-name", self.name, "--file", str(COMPOSE_FILE),
-                *(option for path in self.files for option in ("--file", str(path))),
+                *(option for path in self.overrides for option in ("--file", str(path))),
                 "--env-file", str(self.env_file),
                 *(option for profile in self.profiles for option in ("--profile", profile)),
                 *args]

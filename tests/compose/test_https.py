@@ -81,7 +81,7 @@ def https_stack(offline_bases: dict[str, str], tmp_path_factory: pytest.TempPath
                 "LEGO_CA_CERTIFICATES": "/pebble/api.crt"}
     overlays = (HTTPS_COMPOSE_FILE, pebble_overlay(work, work / "pebble"))
     with running_stack(offline_bases, work, artifacts_dir / "compose-https.log",
-                       extra_settings=settings, files=overlays) as project:
+                       extra_settings=settings, overrides=overlays) as project:
         management = project.compose("port", "pebble", "15000").stdout.strip().rsplit(":", 1)[1]
         context = ssl.create_default_context(cafile=str(api_cert))
         root = work / "pebble-root.pem"
