@@ -39,11 +39,11 @@ class OnDeviceModel(BaseModel):
 
     format: Literal["tflite"] = "tflite"
     url: str = Field(examples=["/v1/model/versions/1/on-device/"
-                               "fb22fb0e8197b387e6aed5987c2263d5fece32ee2c45de423d84456e1eceba7a"
+                               "6336ed9d725bee764bf180051648d5e48cd2b752e88c1570f86197d6ec0ddde2"
                                ".tflite"],
                      description="path relative to the API root (the page prefixes /api)")
     sha256: str = Field(description="SHA-256 of the file, lower-case hex: verify before use")
-    bytes: int = Field(examples=[82024], description="size of the file")
+    bytes: int = Field(examples=[81608], description="size of the file")
     quantization: Literal["float16", "dynamic_range", "float32"]
     version: int = Field(examples=[1], description="the model version it was made from")
 
