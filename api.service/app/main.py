@@ -26,7 +26,7 @@ from app.model_card import card_path
 from app.prediction_service import LabelsMismatch, PredictionService
 from app.rollout import RolloutFile, ShadowTasks
 from app.routers import health, metrics, model_info, predictions
-from app.tfserving.client import TFServingClient
+from app.tfserving.client import ModelUnavailable, TFServingClient
 
 log = logging.getLogger("app")
 
@@ -80,6 +80,10 @@ async def _check_model(service: PredictionService) -> None:
         await service.signature()
     except LabelsMismatch as error:
         log.error("MISCONFIGURED: %s Fix LABELS_PATH or the model; /readyz stays 503.", error)
+    except ModelUnavailable:
+        # The usual start-up order (run-local, compose): the model server is still loading.
+        log.info("waiting for the model server (not answering yet); /readyz answers 503 "
+                 "until it does")
     except Exception as error:
         log.warning("model not checked at startup (%s: %s); /readyz reports it",
                     type(error).__name__, error)

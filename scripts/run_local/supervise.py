@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from run_local.noise import is_startup_noise
+
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 TICK_EVERY = 5.0  # seconds between "still waiting" lines
 FIRST_TO_STOP = "traefik"  # the proxy goes first: no request reaches a stopping service
@@ -121,7 +123,9 @@ class Supervisor:
             data = service.pending + chunk
             *lines, service.pending = data.split(b"\n")
             for line in lines:
-                self.say(service.name, line.decode(errors="replace").rstrip("\r"))
+                text = line.decode(errors="replace").rstrip("\r")
+                if not is_startup_noise(service.name, text, service.ready_note is not None):
+                    self.say(service.name, text)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, service: Service) -> subprocess.Popen[bytes]:
