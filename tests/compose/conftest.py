@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,13 +85,19 @@ def copy_model_repository(target: Path) -> Path:
 @contextmanager
 def running_stack(offline_bases: dict[str, str], workdir: Path, log_path: Path,
                   profiles: tuple[str, ...] = (),
-                  extra_settings: dict[str, str] | None = None) -> Iterator[ComposeProject]:
-    """`docker compose up --build --wait` of docker-compose.yml (with `profiles`) on the offline
-    bases, on 127.0.0.1:<free port>, with a temporary copy of the model repository mounted;
-    always `down -v` afterwards (its logs are kept in log_path)."""
+                  extra_settings: dict[str, str] | None = None,
+                  overrides: tuple[Path, ...] = (),
+                  prepare: Callable[[Path], None] | None = None) -> Iterator[ComposeProject]:
+    """`docker compose up --build --wait` of docker-compose.yml (with `profiles` and the
+    `overrides` compose files) on the offline bases, on 127.0.0.1:<free port>, with a temporary
+    copy of the model repository mounted (`prepare(repository)` runs on it first); always
+    `down -v` afterwards (its logs are kept in log_path)."""
     repository = copy_model_repository(workdir / "models")
+    if prepare is not None:
+        prepare(repository)
     project = ComposeProject(name=f"cassava-test-{uuid.uuid4().hex[:8]}",
-                             env_file=workdir / "test.env", port=free_port(), profiles=profiles)
+                             env_file=workdir / "test.env", port=free_port(), profiles=profiles,
+                             overrides=overrides)
     settings = {
         **offline_bases,
         "HTTP_BIND": "127.0.0.1",

@@ -16,6 +16,8 @@ import httpx
 from tests.support.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+# HTTPS on a real domain (docs/tls.md): the overlay given after COMPOSE_FILE.
+HTTPS_COMPOSE_FILE = REPO_ROOT / "docker-compose.https.yml"
 OFFLINE_ENV = REPO_ROOT / "docker" / "offline" / "offline.env"
 UI_HOST = "ui.service.localhost"
 API_HOST = "api.service.localhost"
@@ -63,10 +65,12 @@ class ComposeProject:
     env_file: Path
     port: int
     profiles: tuple[str, ...] = ()  # compose profiles enabled on every command
+    overrides: tuple[Path, ...] = ()  # compose files merged over docker-compose.yml
 
     def compose(self, *args: str, timeout: float = 120,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [*compose_command(), "--project-name", self.name, "--file", str(COMPOSE_FILE),
+                *(option for path in self.overrides for option in ("--file", str(path))),
                 "--env-file", str(self.env_file),
                 *(option for profile in self.profiles for option in ("--profile", profile)),
                 *args]
