@@ -75,6 +75,11 @@ def convert(saved_model: Path, quantization: str = DEFAULT_QUANTIZATION) -> byte
     try:
         converter = tf.compat.v1.lite.TFLiteConverter.from_saved_model(
             str(saved_model), tag_set={"serve"}, signature_key="serving_default")
+        # Batch 1 in the signature too, not only in the shape: LiteRT.js (the page's runtime)
+        # refuses a [1, h, w, 3] tensor for a [-1, h, w, 3] signature. (What input_shapes= does;
+        # the converter has no public accessor for the shapes it would need.)
+        for tensor in converter._input_tensors:
+            tensor.set_shape([1, *tensor.shape[1:]])
         if quantization != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":

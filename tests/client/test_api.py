@@ -134,6 +134,38 @@ def test_a_200_that_is_not_a_batch_answer_is_an_error(tmp_path: Path) -> None:
         run(tmp_path, lambda request: httpx.Response(200, text="<html>welcome</html>"))
 
 
+@pytest.mark.parametrize("results", [
+    [None, None],
+    [{"prediction": 5}, {"prediction": {"code": "CMD"}}],
+    [{"prediction": {"code": "CMD", "model": "cassava"}}, {"prediction": {"code": "CMD"}}],
+    [{"prediction": {"code": "CMD", "confidence": "high"}}, {"prediction": {"code": "CMD"}}],
+    [{"problem": "broken"}, {"prediction": {"code": "CMD"}}],
+    [{"problem": {"code": ["x"]}}, {"prediction": {"code": "CMD"}}],
+    [{}, {"prediction": {"code": "CMD"}}],
+    ["text", 7],
+], ids=["nulls", "number", "model-text", "confidence-text", "problem-text", "code-list",
+        "empty", "scalars"])
+def test_a_malformed_result_is_one_clear_error(tmp_path: Path, results: list) -> None:
+    # Issue 20: {"results": [null, null]} gave a traceback and no output.
+    answer = httpx.Response(200, json={"results": results, "request_id": "r"})
+    with pytest.raises(ApiError, match=r"answered a malformed result for photo \d of 2"):
+        run(tmp_path, lambda request: answer)
+
+
 def test_plain_text_errors_are_described_too() -> None:
     reply = httpx.Response(429, text="Too Many Requests\n")
     assert describe_answer(reply) == "HTTP 429 Too Many Requests: Too Many Requests"
+
+
+NGINX_405 = ("<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 "
+             "Not Allowed</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+@pytest.mark.parametrize("content_type", ["text/html", None])
+def test_a_web_page_instead_of_the_api_is_one_clear_line(content_type: str | None) -> None:
+    # What nginx (the page's host) answers a POST: the line names the likely mistake, no HTML.
+    headers = {"Content-Type": content_type} if content_type else {}
+    described = describe_answer(httpx.Response(405, text=NGINX_405, headers=headers))
+    assert described.startswith("HTTP 405 Method Not Allowed: a web page answered")
+    assert "api.service.localhost" in described
+    assert "<" not in described and "\n" not in described

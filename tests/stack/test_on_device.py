@@ -18,7 +18,8 @@ import pytest
 
 from tests.support.litert_reference import client_env, device_probabilities
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack, start_local_stack
-from tests.support.paths import REPO_ROOT, SCRIPTS_DIR, SEED_LABELS, SEED_MODEL_BASE_PATH
+from tests.support.on_device import article_repository
+from tests.support.paths import REPO_ROOT, SEED_LABELS
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -28,13 +29,7 @@ CLI = REPO_ROOT / ".venv" / "bin" / "cassava-survey"
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The article's SavedModel as version 1, its labels, and its on-device artifact."""
-    root = tmp_path_factory.mktemp("models")
-    shutil.copytree(SEED_MODEL_BASE_PATH / "1", root / "cassava" / "1")
-    shutil.copy(SEED_LABELS, root / "cassava" / "labels.json")
-    made = subprocess.run([SCRIPTS_DIR / "make-on-device-model", root], capture_output=True,
-                          text=True, timeout=600)
-    assert made.returncode == 0, made.stderr
-    return root
+    return article_repository(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,7 @@ async function syncOffline() {
     return;
   }
   render();
-  if (off.pack && !off.busy && !(await loadDevice()).packIsCurrent(off.pack, onDevice, off.runtime)) {
+  if (off.pack && !off.busy && !(await loadDevice()).packIsCurrent(off.pack, state.model, off.runtime)) {
     await installOffline();
   }
 }

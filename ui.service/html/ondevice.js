@@ -52,9 +52,11 @@ export async function currentPack() {
   return null;
 }
 
-/** Whether the pack already matches what the server and this build serve. */
-export function packIsCurrent(pack, onDevice, runtime) {
-  return Boolean(pack && onDevice && pack.sha256 === onDevice.sha256
+/** Whether the pack already is the served version's (same version, same file) with this build's
+ * runtime. */
+export function packIsCurrent(pack, model, runtime) {
+  const { onDevice } = model;
+  return Boolean(pack && onDevice && pack.version === model.version && pack.sha256 === onDevice.sha256
     && pack.runtime.version === runtime.version && pack.runtime.dir === runtime.dir);
 }
 

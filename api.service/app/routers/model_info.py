@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from app.deps import PredictionServiceDep, SettingsDep
-from app.errors import MODEL_TIMEOUT, MODEL_UNAVAILABLE, ON_DEVICE_NOT_FOUND, openapi_responses
+from app.errors import (
+    INVALID_REQUEST,
+    MODEL_TIMEOUT,
+    MODEL_UNAVAILABLE,
+    ON_DEVICE_NOT_FOUND,
+    openapi_responses,
+)
 from app.model_card import ModelCard, card_path, load_card
 from app.on_device import OnDeviceArtifact, find_artifact, read_verified
 
@@ -33,11 +39,11 @@ class OnDeviceModel(BaseModel):
 
     format: Literal["tflite"] = "tflite"
     url: str = Field(examples=["/v1/model/versions/1/on-device/"
-                               "fb22fb0e8197b387e6aed5987c2263d5fece32ee2c45de423d84456e1eceba7a"
+                               "6336ed9d725bee764bf180051648d5e48cd2b752e88c1570f86197d6ec0ddde2"
                                ".tflite"],
                      description="path relative to the API root (the page prefixes /api)")
     sha256: str = Field(description="SHA-256 of the file, lower-case hex: verify before use")
-    bytes: int = Field(examples=[82024], description="size of the file")
+    bytes: int = Field(examples=[81608], description="size of the file")
     quantization: Literal["float16", "dynamic_range", "float32"]
     version: int = Field(examples=[1], description="the model version it was made from")
 
@@ -90,11 +96,12 @@ async def describe_model(service: PredictionServiceDep,
 
 
 @router.get("/v1/model/versions/{version}/on-device/{sha256}.tflite",
-            response_class=Response, responses={
+            response_class=Response, summary="The on-device model file of a version",
+            responses={
                 200: {"content": {"application/octet-stream": {}},
                       "description": "The TensorFlow Lite file (immutable: cache it)"},
                 304: {"description": "The client's copy (If-None-Match) is this file"},
-                **openapi_responses(ON_DEVICE_NOT_FOUND)})
+                **openapi_responses(ON_DEVICE_NOT_FOUND, INVALID_REQUEST)})
 async def on_device_file(version: int, sha256: str, request: Request,
                          settings: SettingsDep) -> Response:
     """The on-device (TensorFlow Lite) file of a model version, named by its SHA-256."""

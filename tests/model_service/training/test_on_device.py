@@ -108,6 +108,17 @@ def test_the_artifact_and_its_card_entry(article: Path) -> None:
 
 @pytest.mark.tensorflow
 @pytest.mark.slow
+def test_the_artifact_takes_one_image_in_its_signature_too(article: Path) -> None:
+    """LiteRT.js (the page's runtime) matches tensors against the signature: [-1, ...] there
+    refuses the page's [1, 150, 150, 3] input (docs/ui.md)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    (feed,) = Interpreter(model_path=str(article / "1" / ARTIFACT)).get_input_details()
+    assert list(feed["shape_signature"]) == list(feed["shape"]) == [1, 150, 150, 3]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.slow
 def test_a_tighter_tolerance_fails_the_real_artifact(article: Path) -> None:
     """The gate compares real answers: float16 weights drift by more than 1e-6."""
     checked = on_device.evidence(photo_files([LEAF_PHOTOS_DIR]), 150, 150)
