@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import deprecation
 
 
 def export_saved_model(model: keras.Model, path: Path, input_key: str, output_key: str) -> None:
@@ -43,7 +44,10 @@ def load_signature(path: Path, signature: str = "serving_default"):
     graph = tf.Graph()
     session = tf.compat.v1.Session(graph=graph)
     try:
-        with graph.as_default():
+        # The v1 loader is deprecated in TF 2 but is TF Serving's way (above): its deprecation
+        # notices (printed once per call, and twice where the root logger has a handler too)
+        # would only alarm a user of the publishing tools.
+        with graph.as_default(), deprecation.silence():
             meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
         sig = meta.signature_def[signature]
     except BaseException:

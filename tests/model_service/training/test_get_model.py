@@ -178,6 +178,8 @@ def install_while_serving(server: RunningModelServer, leaf_inputs: dict[str, np.
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"installed 'article' as {model_dir / str(expected)}" in result.stdout
         assert "verified" in result.stderr
+        # No deprecation notices from the v1 loader the tools use on purpose (training/export.py).
+        assert "is deprecated" not in result.stderr, result.stderr[-3000:]
         server.process.wait_until(lambda: traffic.versions[-1] == expected, 90,
                                   f"answers from version {expected}")
         time.sleep(0.5)  # a few more answers after the switch
