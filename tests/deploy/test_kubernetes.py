@@ -32,6 +32,7 @@ from tests.deploy.oci_runtime import host_runtime
 from tests.support.absent import skip_or_fail
 from tests.support.edge_config import dynamic_default
 from tests.support.paths import MODEL_REPOSITORY, SCRIPTS_DIR
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 
@@ -176,8 +177,20 @@ def podman(tmp_path: Path) -> Iterator[Podman]:
 
 def dev_overlay_with_local_images(workdir: Path, tag: str, model_address: str) -> Path:
     """The dev overlay, with the images built here (podman names images loaded from `docker save`
-    localhost/...) and the API pointed at the model pod (podman has no Service DNS)."""
+    localhost/...) and the API pointed at the model pod (podman has no Service DNS).
+
+    podman 4.3's `kube play` also publishes every containerPort on the host, on the same number
+    (8500, 8501, 8000), which another stack on this machine may hold: each gets a free loopback
+    port instead (the test reaches the pods by their own addresses)."""
     workdir.mkdir(parents=True, exist_ok=True)
+
+    def loopback_ports(count: int) -> list[dict]:
+        return [operation for index in range(count) for operation in (
+            {"op": "add", "path": f"/spec/template/spec/containers/0/ports/{index}/hostIP",
+             "value": "127.0.0.1"},
+            {"op": "add", "path": f"/spec/template/spec/containers/0/ports/{index}/hostPort",
+             "value": free_port()})]
+
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         # Kustomize takes only relative paths to other kustomizations.
@@ -186,7 +199,9 @@ def dev_overlay_with_local_images(workdir: Path, tag: str, model_address: str) -
                     "newTag": tag} for name in ("api.service", "model.service", "ui.service")],
         "patches": [{"target": {"kind": "Deployment", "name": "api"}, "patch": yaml.safe_dump([
             {"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value",
-             "value": model_address}])}],
+             "value": model_address}, *loopback_ports(1)])},
+                    {"target": {"kind": "Deployment", "name": "model"},
+                     "patch": yaml.safe_dump(loopback_ports(2))}],
     }))
     return workdir
 
