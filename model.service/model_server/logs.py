@@ -21,7 +21,17 @@ from model_server import monitoring
 LEVEL_LETTERS = {"DEBUG": "I", "INFO": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "F"}
 
 
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators -> visible escapes:
+# clients control parts of some records (a REST path, a model name asked for), and raw, a CR LF
+# there would forge a line of its own (issue 20). The API's text format does the same.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class TfServingFormatter(logging.Formatter):
+    """One record, one line (control characters escaped); a traceback keeps its lines, each
+    indented, so no line of it starts a record."""
+
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S.%f")
         letter = LEVEL_LETTERS.get(record.levelname, "I")
@@ -30,8 +40,10 @@ class TfServingFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             line += f" [request {request_id}]"
+        line = line.translate(_ESCAPES)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "".join("\n    " + part.translate(_ESCAPES)
+                            for part in self.formatException(record.exc_info).split("\n"))
         return line
 
 

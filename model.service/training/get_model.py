@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ from training.repository import PublishError, read_labels, write_json
 CATALOGUE = Path(__file__).with_name("catalogue.json")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 64 * 1024
+# The whole download, however steadily bytes come (--deadline): the article's 4 MB file takes
+# seconds; 10 minutes carry it at 7 KB/s, the slowest line worth waiting on.
+DEFAULT_DEADLINE = 600.0
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml)", re.IGNORECASE)
 
 
@@ -91,10 +95,13 @@ def _progress(console: Console) -> Progress:
 
 
 def _copy_counted(chunks, out: BinaryIO, entry: Entry, what: str, digest, progress: Progress,
-                  task) -> tuple[int, bytes]:
-    """Write chunks to out, hashing and counting them; stop as soon as there are too many."""
+                  task, past_deadline=lambda: False) -> tuple[int, bytes]:
+    """Write chunks to out, hashing and counting them; stop as soon as there are too many, or
+    when `past_deadline()` says the whole download has taken too long."""
     received, head = 0, b""
     for chunk in chunks:
+        if past_deadline():
+            raise DeadlineExceeded(received)
         received += len(chunk)
         if received > entry.size:
             raise GetModelError(f"{what} is larger than the {entry.size:,} bytes the catalogue "
@@ -107,13 +114,30 @@ def _copy_counted(chunks, out: BinaryIO, entry: Entry, what: str, digest, progre
     return received, head
 
 
-def download(url: str, target: Path, entry: Entry, timeout: float, console: Console
-             ) -> tuple[int, str, bytes]:
-    """GET url into target; returns (bytes received, SHA-256 hex, first bytes)."""
+class DeadlineExceeded(Exception):
+    """The download as a whole took longer than --deadline (however steadily bytes came)."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
+
+
+def download(url: str, target: Path, entry: Entry, timeout: float, console: Console,
+             deadline: float = DEFAULT_DEADLINE) -> tuple[int, str, bytes]:
+    """GET url into target; returns (bytes received, SHA-256 hex, first bytes). `timeout` bounds
+    each wait for data, `deadline` the whole download: a server trickling a byte every few
+    seconds never trips the first (issue 20). Errors name the URL that failed (after a
+    redirect, the one redirected to); a redirect to another host is reported."""
     digest = hashlib.sha256()
+    give_up_at = time.monotonic() + deadline
+    current = url
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True) as client, \
                 client.stream("GET", url, headers={"Accept": "application/octet-stream"}) as reply:
+            current = str(reply.url)
+            if reply.history and httpx.URL(url).host != reply.url.host:
+                console.print(f"get-model: {url} redirected to {current} (another host)")
+            url = current
             if reply.status_code != 200:
                 raise GetModelError(f"{url}: the server answered HTTP {reply.status_code} "
                                     f"{reply.reason_phrase}, not the model file")
@@ -128,20 +152,39 @@ def download(url: str, target: Path, entry: Entry, timeout: float, console: Cons
                                     "file")
             with open(target, "wb") as out, _progress(console) as progress:
                 task = progress.add_task(f"{entry.filename}", total=entry.size)
-                received, head = _copy_counted(reply.iter_bytes(CHUNK), out, entry,
-                                               "the download", digest, progress, task)
-    except httpx.ConnectError as exc:
-        raise GetModelError(f"cannot connect to {url}: {exc or 'connection failed'}. "
-                            "No network? Download the file elsewhere and use --file.") from None
-    except httpx.TimeoutException:
-        raise GetModelError(f"{url}: no data for {timeout:g} s; giving up (--timeout "
-                            "changes it)") from None
-    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise GetModelError(f"{url}: the download broke off ({exc}); the file is truncated, "
-                            "try again") from None
+                # iter_bytes() without a size: each piece as it arrives, so the deadline is
+                # checked while a trickle is still filling a chunk.
+                received, head = _copy_counted(
+                    reply.iter_bytes(), out, entry, "the download", digest, progress, task,
+                    past_deadline=lambda: time.monotonic() > give_up_at)
+    except DeadlineExceeded as exc:
+        raise GetModelError(f"{current}: {exc.received:,} of {entry.size:,} bytes after "
+                            f"{deadline:g} s; giving up (--deadline changes it)") from None
     except httpx.HTTPError as exc:
-        raise GetModelError(f"{url}: {type(exc).__name__}: {exc}") from None
+        failed = _request_url(exc) or current
+        raise _download_error(failed, exc, timeout) from None
     return received, digest.hexdigest(), head
+
+
+def _request_url(error: httpx.HTTPError) -> str | None:
+    try:
+        return str(error.request.url)
+    except RuntimeError:  # no request attached
+        return None
+
+
+def _download_error(url: str, exc: httpx.HTTPError, timeout: float) -> GetModelError:
+    """What went wrong with `url`, in words."""
+    if isinstance(exc, httpx.ConnectError):
+        return GetModelError(f"cannot connect to {url}: {exc or 'connection failed'}. "
+                             "No network? Download the file elsewhere and use --file.")
+    if isinstance(exc, httpx.TimeoutException):
+        return GetModelError(f"{url}: no data for {timeout:g} s; giving up (--timeout "
+                             "changes it)")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return GetModelError(f"{url}: the download broke off ({exc}); the file is truncated, "
+                             "try again")
+    return GetModelError(f"{url}: {type(exc).__name__}: {exc}")
 
 
 def copy_file(source: Path, target: Path, entry: Entry, console: Console
@@ -210,7 +253,7 @@ def _temporary_files_in(path: str) -> Iterator[None]:
 
 def get_model(entry: Entry, model_dir: Path, *, url: str | None, file: Path | None,
               timeout: float, console: Console, photos: list[Path] | None = None,
-              quantization: str | None = None) -> Path:
+              quantization: str | None = None, deadline: float = DEFAULT_DEADLINE) -> Path:
     """Fetch (or copy), verify, install; returns the new version directory."""
     with tempfile.TemporaryDirectory(prefix="get-model-") as tmp, _temporary_files_in(tmp):
         workdir = Path(tmp)
@@ -222,7 +265,8 @@ def get_model(entry: Entry, model_dir: Path, *, url: str | None, file: Path | No
             what = url or entry.url
             console.print(f"get-model: downloading {entry.key!r} ({_megabytes(entry.size)}) "
                           f"from {what}")
-            size, sha256, head = download(what, model_file, entry, timeout, console)
+            size, sha256, head = download(what, model_file, entry, timeout, console,
+                                          deadline)
         verify(what, entry, size, sha256, head)
         console.print(f"get-model: {entry.filename}: {size:,} bytes, SHA-256 {sha256} (verified)")
         console.print(f"get-model: converting into {model_dir} ...")
@@ -248,18 +292,24 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     source.add_argument("--url", help="download from this URL instead (a mirror)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds without data before the download is abandoned (default 30)")
+    parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE,
+                        help="seconds the whole download may take, however steadily data comes "
+                             f"(default {DEFAULT_DEADLINE:g})")
     from training.convert import add_on_device_arguments
 
     add_on_device_arguments(parser)
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         parser.error(f"--name {args.name!r}: use letters, digits, '_', '-', '.'")
+    if args.timeout <= 0 or args.deadline <= 0:
+        parser.error("--timeout and --deadline must be positive seconds")
 
     console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     entry = Entry.from_catalogue(args.model, catalogue[args.model])
     try:
         version_dir = get_model(entry, args.repository / args.name, url=args.url, file=args.file,
-                                timeout=args.timeout, console=console, photos=args.photos,
+                                timeout=args.timeout, deadline=args.deadline,
+                                console=console, photos=args.photos,
                                 quantization=args.quantization)
     except (GetModelError, PublishError) as exc:
         console.print(f"get-model: error: {exc}")

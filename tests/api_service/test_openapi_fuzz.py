@@ -22,6 +22,11 @@ MAX_EXAMPLES = 100  # per operation and phase; about a minute here
 
 
 BATCH_PATH = "/v1/predict/images"
+WARNINGS_BUT_MISSING_TEST_DATA = (
+    "missing_auth", "base_url_mismatch", "validation_mismatch", "missing_deserializer",
+    "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "constants_extraction",
+    "unmatched_filter", "unresolvable_reference", "rate_limited", "dictionary_mismatch",
+    "timeout_units")
 
 
 def schemathesis_run(api: ApiServer, workdir: Path, *options: str) -> str:
@@ -44,7 +49,11 @@ def test_schemathesis_finds_no_issue(seed_api: ApiServer, tmp_path: Path) -> Non
     output = schemathesis_run(
         seed_api, tmp_path, "--phases", "examples,coverage,fuzzing,stateful",
         # The batch endpoint has its own run below (its coverage phase cannot pass).
-        "--exclude-path", BATCH_PATH)
+        "--exclude-path", BATCH_PATH,
+        # Every warning but missing_test_data: the article's model here has no on-device file,
+        # so its file route answers 404 to every generated request, which that warning reports
+        # (its 200s: tests/api_service/routers/test_model_info_on_device.py, tests/stack).
+        "--warnings", ",".join(WARNINGS_BUT_MISSING_TEST_DATA))
     # Every documented operation but the batch endpoint was tested here.
     paths = httpx.get(f"{seed_api.base_url}/openapi.json", timeout=10).json()["paths"]
     total = sum(1 for item in paths.values() for method in item

@@ -134,6 +134,24 @@ def test_a_200_that_is_not_a_batch_answer_is_an_error(tmp_path: Path) -> None:
         run(tmp_path, lambda request: httpx.Response(200, text="<html>welcome</html>"))
 
 
+@pytest.mark.parametrize("results", [
+    [None, None],
+    [{"prediction": 5}, {"prediction": {"code": "CMD"}}],
+    [{"prediction": {"code": "CMD", "model": "cassava"}}, {"prediction": {"code": "CMD"}}],
+    [{"prediction": {"code": "CMD", "confidence": "high"}}, {"prediction": {"code": "CMD"}}],
+    [{"problem": "broken"}, {"prediction": {"code": "CMD"}}],
+    [{"problem": {"code": ["x"]}}, {"prediction": {"code": "CMD"}}],
+    [{}, {"prediction": {"code": "CMD"}}],
+    ["text", 7],
+], ids=["nulls", "number", "model-text", "confidence-text", "problem-text", "code-list",
+        "empty", "scalars"])
+def test_a_malformed_result_is_one_clear_error(tmp_path: Path, results: list) -> None:
+    # Issue 20: {"results": [null, null]} gave a traceback and no output.
+    answer = httpx.Response(200, json={"results": results, "request_id": "r"})
+    with pytest.raises(ApiError, match=r"answered a malformed result for photo \d of 2"):
+        run(tmp_path, lambda request: answer)
+
+
 def test_plain_text_errors_are_described_too() -> None:
     reply = httpx.Response(429, text="Too Many Requests\n")
     assert describe_answer(reply) == "HTTP 429 Too Many Requests: Too Many Requests"

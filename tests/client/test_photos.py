@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from cassava_survey.photos import exif_datetime, find_photos, gps_degrees, image_kind, read_exif
 from tests.client.conftest import KILIFI, KISUMU, SurveyFolder
+from tests.support.paths import leaf_photos
 
 
 def test_folders_are_walked_and_non_photos_skipped_with_a_reason(
@@ -51,6 +53,18 @@ def test_photos_without_usable_exif_give_empty_fields(survey_folder: SurveyFolde
     assert (exif.taken_at, exif.latitude, exif.longitude) == (None, None, None)
 
 
+def test_a_position_with_one_bad_coordinate_is_no_position(tmp_path: Path) -> None:
+    # Issue 20: an out-of-range latitude left the longitude in the CSV (half a point).
+    exif = Image.Exif()
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (IFDRational(10), IFDRational(999), IFDRational(0))
+    gps[3], gps[4] = "E", (IFDRational(36), IFDRational(49), IFDRational(12))
+    path = tmp_path / "bad-gps.jpg"
+    with Image.open(leaf_photos()[0]) as image:
+        image.save(path, exif=exif)
+    assert (read_exif(path).latitude, read_exif(path).longitude) == (None, None)
+
+
 def test_a_non_image_gives_empty_fields(survey_folder: SurveyFolder) -> None:
     assert read_exif(survey_folder.others["notes.txt"]).taken_at is None
 
@@ -64,6 +78,13 @@ def test_a_non_image_gives_empty_fields(survey_folder: SurveyFolder) -> None:
     ((1, 2, 3), "Q", 90, None),                        # unknown reference
     ((IFDRational(1, 0), 0, 0), "N", 90, None),       # zero denominator: NaN
     (None, "N", 90, None),
+    ((10, 999, 0), "N", 90, None),                     # minutes >= 60 (was 26.65)
+    ((10, 60, 0), "N", 90, None),
+    ((10, 0, 60), "N", 90, None),                      # seconds >= 60
+    ((90, 0, 0.5), "N", 90, None),                     # past the pole
+    ((180, 0, 0), "E", 180, 180.0),
+    ((-1, 0, 0), "N", 90, None),                       # the sign is the reference's
+    ((10, 0, 0), "E", 90, None),                       # a longitude's reference on a latitude
 ])
 def test_gps_degrees(dms: object, ref: object, limit: float, expected: float | None) -> None:
     assert gps_degrees(dms, ref, limit=limit) == (pytest.approx(expected) if expected else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import stat
@@ -62,6 +63,25 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", rows)
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert read_csv(tmp_path / "r.csv") == rows
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(tmp_path: Path) -> None:
+    # Issue 20: OWASP's CSV injection. File names and the values a server returns are text; a
+    # leading = + - @ tab or CR made a spreadsheet run them. Numbers (a negative latitude) stay.
+    hostile = {"prediction": {**PREDICTION["prediction"], "code": "+CMD",
+                              "prediction": "@SUM(1+1)*cmd|' /C calc'!A0",
+                              "model": {"name": "\tcassava", "version": 3}}}
+    rows = [row_from_result("=HYPERLINK(\"http://x\",\"a\").jpg", hostile, HERE),
+            row_from_result("-2+3.jpg", PROBLEM, Exif(latitude=-1.5, longitude=-36.8)),
+            row_from_result("\rb.jpg", PROBLEM, Exif()),
+            row_from_result("'=already quoted.jpg", PROBLEM, Exif())]
+    write_csv(tmp_path / "r.csv", rows)
+    with (tmp_path / "r.csv").open(newline="") as file:
+        cells = [cell for record in csv.reader(file) for cell in record]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "@", "\t", "\r"))]
+    assert [cell for cell in cells if cell.startswith("-")] == ["-0.1", "-1.5", "-36.8"]
+    assert "'=HYPERLINK(\"http://x\",\"a\").jpg" in cells and "'-2+3.jpg" in cells
+    assert read_csv(tmp_path / "r.csv") == rows  # every value comes back exactly
 
 
 def test_outputs_reach_the_disk_before_they_replace_the_old_file(

@@ -16,6 +16,8 @@ import httpx
 from tests.support.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+# HTTPS on a real domain (docs/tls.md): the overlay given after COMPOSE_FILE.
+HTTPS_COMPOSE_FILE = REPO_ROOT / "docker-compose.https.yml"
 OFFLINE_ENV = REPO_ROOT / "docker" / "offline" / "offline.env"
 UI_HOST = "ui.service.localhost"
 API_HOST = "api.service.localhost"

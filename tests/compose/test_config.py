@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.compose.project import (
     COMPOSE_FILE,
+    HTTPS_COMPOSE_FILE,
     OFFLINE_ENV,
     SERVICES,
     compose_command,
@@ -79,8 +81,9 @@ def test_every_dockerfile_is_linted() -> None:
 
 
 def compose_variables() -> set[str]:
-    """Every variable docker-compose.yml reads: ${VAR...} and value-less build args."""
-    text = COMPOSE_FILE.read_text()
+    """Every variable docker-compose.yml (and its HTTPS overlay) reads: ${VAR...} and
+    value-less build args."""
+    text = COMPOSE_FILE.read_text() + HTTPS_COMPOSE_FILE.read_text()
     interpolated = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
     build_args = set(re.findall(r"^\s+- ([A-Z][A-Z0-9_]*)\s*(?:#.*)?$", text, re.MULTILINE))
     return interpolated | build_args
@@ -274,3 +277,45 @@ def test_the_proxy_tmpfs_holds_every_upload_slot_and_fits_its_memory_limit(
         assert size and int(size[1]) * 2**20 >= needed, (service, tmpfs, needed)
     memory = int(traefik["deploy"]["resources"]["limits"]["memory"])
     assert memory >= 256 * 2**20 + int(size[1]) * 2**20
+
+
+# -- HTTPS overlay (docs/tls.md) ----------------------------------------------------------------
+
+def https_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    env_file = tmp_path / "https.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    return run([*compose_command(), "--file", str(COMPOSE_FILE), "--file",
+                str(HTTPS_COMPOSE_FILE), "--env-file", str(env_file), "--project-name",
+                "https-check", "config", "--format", "json"], check=False,
+               env={k: v for k, v in os.environ.items() if k not in env and k not in (
+                   "ACME_EMAIL", "ACME_CA_SERVER", "HTTPS_PORT", "UI_HOST", "API_HOST")})
+
+
+def test_https_overlay_publishes_websecure_with_a_volume_for_the_acme_store(
+        tmp_path: Path) -> None:
+    result = https_config(tmp_path, ACME_EMAIL="ops@example.org", UI_HOST="ui.example.org",
+                          API_HOST="api.example.org")
+    assert result.returncode == 0, result.stderr
+    traefik = json.loads(result.stdout)["services"]["traefik"]
+    published = {(p["target"], p["published"]) for p in traefik["ports"]}
+    assert published == {(8080, "80"), (8443, "443")}
+    env = traefik["environment"]
+    assert env["ACME_EMAIL"] == "ops@example.org"
+    assert env["ACME_CA_SERVER"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert env["HTTPS_PORT"] == "443" and env["UI_ORIGINS"] == "https://ui.example.org"
+    (volume,) = traefik["volumes"]
+    assert (volume["type"], volume["source"], volume["target"]) == (
+        "volume", "acme", "/var/lib/traefik")
+
+
+def test_https_overlay_without_acme_email_is_one_clear_error(tmp_path: Path) -> None:
+    result = https_config(tmp_path, UI_HOST="ui.example.org")
+    assert result.returncode != 0
+    assert "ACME_EMAIL is not set; HTTPS needs an ACME contact address" in result.stderr
+
+
+def test_without_the_overlay_nothing_listens_for_https(config: dict[str, Any]) -> None:
+    (port,) = config["services"]["traefik"]["ports"]
+    assert port["target"] == 8080
+    assert "ACME_EMAIL" not in config["services"]["traefik"]["environment"]
+    assert "volumes" not in config["services"]["traefik"]

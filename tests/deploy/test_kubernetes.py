@@ -244,3 +244,19 @@ def by_kind_name(docs: list[dict], kind: str, prefix: str) -> str:
     (name,) = [d["metadata"]["name"] for d in docs
                if d["kind"] == kind and d["metadata"]["name"].startswith(prefix + "-")]
     return name
+
+
+def test_production_ingresses_are_https_with_cert_manager(rendered: dict[str, str]) -> None:
+    """Every production Ingress has a `tls:` section for its host (cert-manager's ClusterIssuer
+    `letsencrypt` fills the Secret, docs/tls.md) and uses the controller's websecure entry point;
+    dev stays plain HTTP."""
+    for name, ingress in by_kind(documents(rendered["production"]), "Ingress").items():
+        annotations = ingress["metadata"]["annotations"]
+        (host,) = {rule["host"] for rule in ingress["spec"]["rules"]}
+        assert ingress["spec"]["tls"] == [{"hosts": [host],
+                                           "secretName": host.split(".")[0] + "-tls"}], name
+        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
+        assert annotations["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+        assert annotations["traefik.ingress.kubernetes.io/router.tls"] == "true"
+    for ingress in by_kind(documents(rendered["dev"]), "Ingress").values():
+        assert "tls" not in ingress["spec"]

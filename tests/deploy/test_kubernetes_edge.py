@@ -95,8 +95,12 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "services": {"upstream": {"loadBalancer": {"servers": [
             {"url": f"http://127.0.0.1:{upstream.server_port}"}]}}}}}))
     port, ping = free_port(), free_port()
+    # The Ingress objects' one entry point (production: websecure; TLS is not what this tests).
+    routers = ingress_routers(by_kind(docs, "Ingress"), "upstream")
+    (entry_point,) = {name for router in routers.values() for name in router["entryPoints"]}
     traefik = ManagedProcess("traefik", [
-        REPO_ROOT / ".venv" / "bin" / "traefik", f"--entryPoints.web.address=127.0.0.1:{port}",
+        REPO_ROOT / ".venv" / "bin" / "traefik",
+        f"--entryPoints.{entry_point}.address=127.0.0.1:{port}",
         f"--entryPoints.ping.address=127.0.0.1:{ping}", "--ping.entryPoint=ping",
         f"--providers.file.directory={config}", "--log.level=ERROR"], work)
     url = f"http://127.0.0.1:{port}"

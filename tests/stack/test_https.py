@@ -324,6 +324,7 @@ def chromium_trusting(playwright, root: Path, home: Path):
         args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP *.test 127.0.0.1"])
 
 
+@pytest.mark.browser
 def test_chromium_loads_the_page_over_https_with_a_service_worker_and_diagnoses(
         issued: HTTPSRun, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
@@ -348,6 +349,7 @@ def test_chromium_loads_the_page_over_https_with_a_service_worker_and_diagnoses(
             browser.close()
 
 
+@pytest.mark.browser
 def test_on_plain_http_the_same_name_gets_no_service_worker(tmp_path: Path) -> None:
     """The contrast: the same page on the same name over plain HTTP (HTTPS off) is no secure
     context, so the browser offers it no service worker (the page says why in the console,

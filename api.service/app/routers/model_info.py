@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from app.deps import PredictionServiceDep, SettingsDep
-from app.errors import MODEL_TIMEOUT, MODEL_UNAVAILABLE, ON_DEVICE_NOT_FOUND, openapi_responses
+from app.errors import (
+    INVALID_REQUEST,
+    MODEL_TIMEOUT,
+    MODEL_UNAVAILABLE,
+    ON_DEVICE_NOT_FOUND,
+    openapi_responses,
+)
 from app.model_card import ModelCard, card_path, load_card
 from app.on_device import OnDeviceArtifact, find_artifact, read_verified
 
@@ -90,11 +96,12 @@ async def describe_model(service: PredictionServiceDep,
 
 
 @router.get("/v1/model/versions/{version}/on-device/{sha256}.tflite",
-            response_class=Response, responses={
+            response_class=Response, summary="The on-device model file of a version",
+            responses={
                 200: {"content": {"application/octet-stream": {}},
                       "description": "The TensorFlow Lite file (immutable: cache it)"},
                 304: {"description": "The client's copy (If-None-Match) is this file"},
-                **openapi_responses(ON_DEVICE_NOT_FOUND)})
+                **openapi_responses(ON_DEVICE_NOT_FOUND, INVALID_REQUEST)})
 async def on_device_file(version: int, sha256: str, request: Request,
                          settings: SettingsDep) -> Response:
     """The on-device (TensorFlow Lite) file of a model version, named by its SHA-256."""

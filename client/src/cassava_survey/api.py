@@ -4,6 +4,7 @@ resolved to loopback inside the client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +18,32 @@ from cassava_survey.retry import RETRY_STATUSES, backoff_delay, parse_retry_afte
 
 BATCH_PATH = "/v1/predict/images"
 LOOPBACK = "127.0.0.1"
+
+
+_TEXT = (str, type(None))
+_NUMBER = (int, float, type(None))
+
+
+def is_batch_result(result: object) -> bool:
+    """Whether one entry of a batch answer has the shape rows are built from (schemas.py's
+    BatchPrediction or BatchProblem, the fields the survey reads): a server answering
+    `[null, null]` or `{"prediction": 5}` is named, not a traceback (issue 20)."""
+    if not isinstance(result, dict):
+        return False
+    prediction, problem = result.get("prediction"), result.get("problem")
+    if isinstance(prediction, dict):
+        model = prediction.get("model", {})
+        return (isinstance(model, dict)
+                and all(isinstance(prediction.get(key), _TEXT) for key in ("prediction", "code"))
+                and all(isinstance(prediction.get(key), _NUMBER)
+                        and not isinstance(prediction.get(key), bool)
+                        for key in ("confidence", "entropy"))
+                and isinstance(prediction.get("low_confidence"), (bool, type(None)))
+                and isinstance(model.get("name"), _TEXT)
+                and isinstance(model.get("version"), (int, type(None)))
+                and not isinstance(model.get("version"), bool))
+    return (prediction is None and isinstance(problem, dict)
+            and all(isinstance(problem.get(key), _TEXT) for key in ("code", "detail")))
 
 
 class ApiError(Exception):
@@ -181,6 +208,11 @@ class SurveyClient:
         if not isinstance(results, list) or len(results) != count:
             got = len(results) if isinstance(results, list) else "no list of"
             raise ApiError(f"{self.url} answered {got} results for {count} photos")
+        for index, result in enumerate(results):
+            if not is_batch_result(result):
+                raise ApiError(f"{self.url} answered a malformed result for photo {index + 1} "
+                               f"of {count} ({json.dumps(result)[:80]}): is --api the cassava "
+                               "API?")
         return results
 
     @staticmethod

@@ -94,9 +94,12 @@ def read_exif(path: Path) -> Exif:
     except Exception:  # Pillow reports damaged files through many exception types
         return Exif()
     when = details.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+    latitude = gps_degrees(gps.get(_LAT), gps.get(_LAT_REF), limit=90)
+    longitude = gps_degrees(gps.get(_LON), gps.get(_LON_REF), limit=180)
+    if latitude is None or longitude is None:  # half a position is no position
+        latitude = longitude = None
     return Exif(taken_at=exif_datetime(when, details.get(_OFFSET_ORIGINAL)),
-                latitude=gps_degrees(gps.get(_LAT), gps.get(_LAT_REF), limit=90),
-                longitude=gps_degrees(gps.get(_LON), gps.get(_LON_REF), limit=180))
+                latitude=latitude, longitude=longitude)
 
 
 def exif_datetime(value: object, offset: object = None) -> str | None:
@@ -117,16 +120,20 @@ def exif_datetime(value: object, offset: object = None) -> str | None:
 
 
 def gps_degrees(dms: object, ref: object, *, limit: float) -> float | None:
-    """EXIF (degrees, minutes, seconds) rationals and an N/S/E/W reference -> signed decimal
-    degrees (6 decimals, ~0.1 m); None when absent, malformed or out of range."""
+    """EXIF (degrees, minutes, seconds) rationals and a reference (N/S for a latitude, limit 90;
+    E/W for a longitude, limit 180) -> signed decimal degrees (6 decimals, ~0.1 m); None when
+    absent, malformed or out of range: degrees within the limit, minutes and seconds in [0, 60)
+    (a "10 deg 999 min" would otherwise pass as 26.65 deg, a real but wrong point)."""
     if not isinstance(dms, Sequence) or len(dms) != 3 or not isinstance(ref, str):
         return None
     try:
         degrees, minutes, seconds = (float(part) for part in dms)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
+    if not (0 <= degrees <= limit and 0 <= minutes < 60 and 0 <= seconds < 60):
+        return None  # NaN fails every comparison too
     value = degrees + minutes / 60 + seconds / 3600
     reference = ref.strip().rstrip("\0").upper()
-    if reference not in ("N", "S", "E", "W") or not 0 <= value <= limit:
+    if reference not in (("N", "S") if limit == 90 else ("E", "W")) or value > limit:
         return None
     return round(-value if reference in ("S", "W") else value, 6)

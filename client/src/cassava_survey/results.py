@@ -60,14 +60,35 @@ def row_from_result(file: str, result: Mapping[str, Any], exif: Exif,
                error_detail=problem.get("detail"))
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection"):
+# "=HYPERLINK(...)" as a photo's file name, or in a value a server returns, would run when the
+# CSV is opened. Such cells are written with a leading apostrophe, which spreadsheets show as
+# text; read_csv takes it off again. A cell that itself starts with the apostrophe gets one more,
+# so every text value comes back exactly.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+TEXT_GUARD = "'"
+
+
+def neutralised(text: str) -> str:
+    """A text cell a spreadsheet cannot read as a formula."""
+    return TEXT_GUARD + text if text.startswith((*FORMULA_PREFIXES, TEXT_GUARD)) else text
+
+
 def write_csv(path: Path, rows: Iterable[Row]) -> None:
-    """The rows as CSV (empty cells for missing values), written atomically."""
+    """The rows as CSV (empty cells for missing values, text cells neutralised), written
+    atomically."""
+    def cell(value: object) -> object:
+        if value is None:
+            return ""
+        return neutralised(value) if isinstance(value, str) else value
+
     def write(file: Any) -> None:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\n")
+        # RFC 4180's CRLF: with a bare LF terminator Python's csv leaves a CR inside a cell
+        # unquoted, and the row breaks in two when read back.
+        writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: "" if value is None else value
-                             for key, value in asdict(row).items()})
+            writer.writerow({key: cell(value) for key, value in asdict(row).items()})
     _atomic_write(path, write, newline="")
 
 
@@ -89,6 +110,8 @@ def _typed(record: Mapping[str, str]) -> Row:
             return None
         if kind is bool:
             return text == "True"
+        if kind is str:
+            return text.removeprefix(TEXT_GUARD)
         return kind(text)
 
     kinds = {"latitude": float, "longitude": float, "confidence": float, "entropy": float,

@@ -151,5 +151,7 @@ async def test_documented_in_openapi(app_client: httpx.AsyncClient) -> None:
     assert operation["summary"] or operation["description"]
     assert "application/octet-stream" in operation["responses"]["200"]["content"]
     assert "404" in operation["responses"]
+    # a version that is not a number: the app's problem document, not FastAPI's default schema
+    assert list(operation["responses"]["422"]["content"]) == [PROBLEM_JSON]
     described = document["components"]["schemas"]["OnDeviceModel"]["properties"]
     assert set(described) == {"format", "url", "sha256", "bytes", "quantization", "version"}

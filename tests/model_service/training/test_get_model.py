@@ -57,6 +57,24 @@ ROUTES: dict[str, tuple[str, bytes, int | None]] = {
 
 class Files(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/trickle.h5":  # the full length announced, then a byte every 0.5 s
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(GOOD)))
+            self.end_headers()
+            for index in range(40):
+                self.wfile.write(GOOD[index:index + 1])
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.close_connection = True
+            return
+        if self.path.startswith("/elsewhere/"):  # another host: same server, named otherwise
+            self.send_response(302)
+            port = self.server.server_address[1]
+            self.send_header("Location", f"http://localhost:{port}/{self.path.split('/')[-1]}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path not in ROUTES:
             self.send_error(404)
             return
@@ -211,6 +229,31 @@ def test_file_installs_the_next_version_and_the_server_switches(
     version = install_while_serving(server, leaf_inputs, tmp_path, "--file", SEED_MODEL_H5)
     assert_served_like_keras(server, version, leaf_inputs, keras_predict)
     assert_article_card(server.base_path, version)
+
+
+def test_a_trickling_server_meets_the_overall_deadline(repository, file_server, tmp_path):
+    # Issue 20: one byte every 0.5 s never trips --timeout (per read); --deadline ends it.
+    before = listing(repository)
+    result = get_model("--url", f"{file_server}/trickle.h5", "--repository", repository,
+                       "--name", NAME, "--timeout", "3", "--deadline", "2",
+                       tmpdir=tmp_path / "tmp")
+    assert result.returncode == 1
+    assert f"get-model: error: {file_server}/trickle.h5: " in result.stderr
+    assert "after 2 s; giving up (--deadline changes it)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert listing(repository) == before
+
+
+def test_a_redirect_to_another_host_is_reported_and_errors_name_the_url_that_failed(
+        repository, file_server, tmp_path):
+    port = file_server.rsplit(":", 1)[1]
+    result = get_model("--url", f"{file_server}/elsewhere/missing.h5", "--repository",
+                       repository, "--name", NAME, "--timeout", "10", tmpdir=tmp_path / "tmp")
+    assert result.returncode == 1
+    assert (f"{file_server}/elsewhere/missing.h5 redirected to "
+            f"http://localhost:{port}/missing.h5 (another host)") in result.stderr
+    assert f"error: http://localhost:{port}/missing.h5: the server answered HTTP 404" in \
+        result.stderr
 
 
 @pytest.mark.parametrize(("source", "message"), [
