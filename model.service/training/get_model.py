@@ -28,6 +28,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -90,7 +91,9 @@ def looks_like_html(head: bytes) -> bool:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+    # A plain-text column: the console has markup off (file names are not markup), so rich's
+    # default "[progress.description]..." string column would print its style tag literally.
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), TimeRemainingColumn(), console=console)
 
 

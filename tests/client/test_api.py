@@ -155,3 +155,17 @@ def test_a_malformed_result_is_one_clear_error(tmp_path: Path, results: list) ->
 def test_plain_text_errors_are_described_too() -> None:
     reply = httpx.Response(429, text="Too Many Requests\n")
     assert describe_answer(reply) == "HTTP 429 Too Many Requests: Too Many Requests"
+
+
+NGINX_405 = ("<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 "
+             "Not Allowed</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+@pytest.mark.parametrize("content_type", ["text/html", None])
+def test_a_web_page_instead_of_the_api_is_one_clear_line(content_type: str | None) -> None:
+    # What nginx (the page's host) answers a POST: the line names the likely mistake, no HTML.
+    headers = {"Content-Type": content_type} if content_type else {}
+    described = describe_answer(httpx.Response(405, text=NGINX_405, headers=headers))
+    assert described.startswith("HTTP 405 Method Not Allowed: a web page answered")
+    assert "api.service.localhost" in described
+    assert "<" not in described and "\n" not in described

@@ -44,7 +44,13 @@ def test_rendered_tables() -> None:
 
 
 def test_no_positions_no_area_table() -> None:
-    assert "per area" not in render(summarise([row("CMD"), row("CBSD")]))
+    text = render(summarise([row("CMD"), row("CBSD")]))
+    assert "per area" not in text
+    assert "no photo has a GPS position" in text  # said, not left to be guessed
+
+
+def test_one_photo_is_singular() -> None:
+    assert render(summarise([row("CMD")])).startswith("1 photo: 1 diagnosed")
 
 
 @pytest.mark.parametrize(("lat", "lon", "cell", "area"), [

@@ -121,8 +121,18 @@ def describe_answer(reply: httpx.Response) -> str:
             code = f" [{problem['code']}]" if problem.get("code") else ""
             return (f"HTTP {reply.status_code} {problem.get('title') or ''}: "
                     f"{problem.get('detail') or ''}{code}").replace(" :", ":")
+    if "html" in reply.headers.get("content-type", "") or looks_like_html(reply.text):
+        # A web server's page (nginx's "405 Not Allowed"), not the API's answer: most often the
+        # URL names the page's host instead of the API's.
+        return (f"HTTP {reply.status_code} {reply.reason_phrase}: a web page answered, not the "
+                "cassava API: is --api the API's address (e.g. http://api.service.localhost), "
+                "not the page's (ui.service.localhost)?")
     text = " ".join(reply.text.split())[:200]
     return f"HTTP {reply.status_code} {reply.reason_phrase}" + (f": {text}" if text else "")
+
+
+def looks_like_html(text: str) -> bool:
+    return text.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))
 
 
 def describe_transport_error(url: str, error: httpx.TransportError) -> str:

@@ -15,6 +15,7 @@ from cassava_survey.photos import Photo, find_photos
 from cassava_survey.results import ResumeJournal, read_csv, write_csv, write_geojson
 from cassava_survey.summary import PlotUnavailable, plot, render, summarise
 from cassava_survey.survey import diagnose_all, diagnose_offline
+from cassava_survey.wording import counted
 
 MIB = 1024 * 1024
 
@@ -82,8 +83,8 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
         click.echo(f"skipped {item.path}: {item.reason}", err=True)
     journal = ResumeJournal(resume_file or out.with_suffix(".resume.jsonl"))
     done = sum(1 for photo in photos if photo.key in journal.done)
-    click.echo(f"{len(photos)} photos ({done} already done, {len(photos) - done} to send), "
-               f"{len(skipped)} files skipped", err=True)
+    click.echo(f"{counted(len(photos), 'photo')} ({done} already done, {len(photos) - done} to "
+               f"send), {counted(len(skipped), 'file')} skipped", err=True)
     failure: ApiError | OfflineError | None = None
     with click.progressbar(length=len(photos) - done, label="diagnosing",
                            file=sys.stderr) as bar:  # click 8.5 deprecates get_text_stream
@@ -100,8 +101,12 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
     write_csv(out, rows)
     write_geojson(geojson, rows)
     failed = sum(1 for row in rows if row.error)
-    click.echo(f"wrote {out} and {geojson}: {len(rows)} photos, {failed} not usable"
-               + (f", {len(skipped)} files skipped" if skipped else ""), err=True)
+    click.echo(f"wrote {out} and {geojson}: {counted(len(rows), 'photo')}, {failed} not usable"
+               + (f", {counted(len(skipped), 'file')} skipped" if skipped else ""), err=True)
+    located = sum(1 for row in rows if row.latitude is not None and row.longitude is not None)
+    if rows and not located:
+        click.echo(f"no photo has a GPS position, so {geojson} places none on a map (turn on the "
+                   "camera's location setting to record where each photo is taken)", err=True)
     if failure is not None:
         raise click.ClickException(
             f"stopped: {failure}\n{len(rows)} of {len(photos)} photos done; run the same "

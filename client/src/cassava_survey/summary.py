@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cassava_survey.results import Row
+from cassava_survey.wording import counted
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def summarise(rows: Sequence[Row], *, cell: float = 0.1) -> Summary:
 
 def render(summary: Summary) -> str:
     """The summary as plain-text tables."""
-    lines = [f"{summary.photos} photos: {summary.diagnosed} diagnosed, {summary.failed} failed",
+    lines = [f"{counted(summary.photos, 'photo')}: {summary.diagnosed} diagnosed, "
+             f"{summary.failed} failed",
              "", "disease                                   photos  share"]
     for code, count in summary.per_disease.items():
         lines.append(f"{summary.names[code][:40]:<40} {count:>7} {count / summary.diagnosed:>6.1%}")
@@ -72,6 +74,9 @@ def render(summary: Summary) -> str:
                          + f"{sum(counts.values()):>9}")
         if summary.unlocated:
             lines.append(f"(and {summary.unlocated} diagnosed photos without a GPS position)")
+    elif summary.diagnosed:
+        lines += ["", "no per-area table: no photo has a GPS position (turn on the camera's "
+                      "location setting to record where each photo is taken)"]
     return "\n".join(lines)
 
 
