@@ -1,4 +1,5 @@
-"""The FastAPI application: `uvicorn app.main:app`, run from api.service/."""
+"""The FastAPI application `app.main:app`, served by `python -m app` (app/server.py) from
+api.service/."""
 
 from __future__ import annotations
 
