@@ -27,6 +27,7 @@ from tests.compose.project import API_HOST, ComposeProject
 from tests.support.images import zeros_png
 from tests.support.paths import SCRIPTS_DIR
 from tests.support.uploads import RawUpload, multipart_photo
+from tests.support.waiting import wait_until
 
 # The first scenario also waits for the stack's (cold: long) image builds.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -87,20 +88,8 @@ def host_pid(stack: ComposeProject, service: str) -> int:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-        except httpx.HTTPError as error:
-            last = repr(error)
-            if last is True:
-                return last
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"no {what} after {timeout}s (last: {last!r})")
+    """wait_until, with a refused or cut HTTP request counting as "not yet"."""
+    return wait_until(condition, timeout, what, every=every, ignore=(httpx.HTTPError,))
 
 
 def predict(stack: ComposeProject, photo: bytes, timeout: float = 10) -> httpx.Response:

@@ -10,7 +10,6 @@ tested by running its queries against this real Prometheus."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ from tests.compose.conftest import running_stack
 from tests.compose.project import API_HOST, UI_HOST, ComposeProject
 from tests.compose.test_config import PROFILE_DOCKERFILES, dockerfile_base
 from tests.support.paths import REPO_ROOT
+from tests.support.prometheus import queries_without_data
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -86,9 +87,8 @@ def test_one_request_id_in_the_three_json_logs(monitored: ComposeProject,
     reply = predict(monitored, leaf_photo_paths[0], **{"X-Request-ID": sent})
     assert reply.status_code == 200 and reply.headers["x-request-id"] == sent
     for service in ("traefik", "api.service", "model.service"):
-        deadline = time.monotonic() + 15
-        while sent not in monitored.logs(service, tail=400) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_until(lambda service=service: sent in monitored.logs(service, tail=400), 15,
+                   f"{service} log line with {sent}", every=0.5)
         lines = [line.split("| ", 1)[-1] for line in monitored.logs(service, tail=400).splitlines()
                  if sent in line]
         assert lines, f"{service} logged no line with {sent}"
@@ -107,12 +107,7 @@ def test_every_target_up_and_the_dashboard_has_data(monitored: ComposeProject,
     queries = [(panel["title"], target["expr"].replace("$__rate_interval", "1m"))
                for panel in json.loads(DASHBOARD.read_text())["panels"]
                for target in panel["targets"]]
-    deadline = time.monotonic() + 90
-    while True:
-        empty = [f"{title}: {promql}" for title, promql in queries if not query(monitored, promql)]
-        if not empty or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+    empty = queries_without_data(queries, lambda promql: query(monitored, promql), 90, every=3)
     up = {s["metric"]["job"]: s["value"][1] for s in query(monitored, "up")}
     assert up == dict.fromkeys(JOBS, "1")
     # The model server's endpoint is TF Serving's, with TF Serving's metric names.

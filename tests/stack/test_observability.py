@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ import pytest
 
 from tests.support.local_stack import API_HOST, UI_HOST, LocalStack, start_local_stack
 from tests.support.paths import REPO_ROOT
-from tests.support.prometheus import delta, parse_samples
+from tests.support.prometheus import delta, parse_samples, queries_without_data
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -49,13 +49,13 @@ def wait_for_records(observed: LocalStack, service: str, request_id: str,
                      ) -> list[dict[str, Any]]:
     """The service's records of one request, once they are written (up to `last_logger`'s, the
     request's last line, when given)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def records() -> list[dict[str, Any]] | None:
         found = [r for r in json_records(observed, service) if r.get(key) == request_id]
         if found and (last_logger is None or any(r.get("logger") == last_logger for r in found)):
             return found
-        time.sleep(0.2)
-    raise AssertionError(f"no {service} log record with {key}={request_id}")
+        return None
+
+    return wait_until(records, 10, f"{service} log record with {key}={request_id}")
 
 
 def api_metrics(observed: LocalStack) -> dict:
@@ -157,13 +157,8 @@ def test_prometheus_scrapes_every_hop_and_the_dashboard_has_data(
     queries = [(panel["title"], target["expr"].replace("$__rate_interval", "1m"))
                for panel in json.loads(DASHBOARD.read_text())["panels"]
                for target in panel["targets"]]
-    deadline = time.monotonic() + 60
-    while True:
-        empty = [f"{title}: {query}" for title, query in queries
-                 if not prometheus_query(observed, query)]
-        if not empty or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    empty = queries_without_data(queries, lambda query: prometheus_query(observed, query), 60,
+                                 every=2)
     up = {s["metric"]["job"]: s["value"][1] for s in prometheus_query(observed, "up")}
     assert up == {"api": "1", "model-server": "1", "traefik": "1"}
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)

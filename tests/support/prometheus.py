@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -36,3 +39,16 @@ def label_values(samples: Samples, name: str, label: str) -> Mapping[str, float]
             key = dict(found).get(label, "")
             out[key] = out.get(key, 0.0) + v
     return out
+
+
+def queries_without_data(queries: list[tuple[str, str]], ask: Callable[[str], object],
+                         timeout: float, every: float) -> list[str]:
+    """"title: query" of each (title, PromQL) pair that still has no data after polling (with
+    wait_until) for up to `timeout` seconds; [] once every one has. A dashboard's panels fill in
+    as Prometheus scrapes each target twice (their scrape offsets differ)."""
+    def empty() -> list[str]:
+        return [f"{title}: {promql}" for title, promql in queries if not ask(promql)]
+
+    with contextlib.suppress(TimeoutError):  # the caller names what is still empty
+        wait_until(lambda: not empty(), timeout, "data for every query", every=every)
+    return empty()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.local_stack import LocalStack, start_local_stack
 from tests.support.paths import DEMO_MODEL_NAME, MODEL_REPOSITORY, SCRIPTS_DIR, SEED_MODEL_H5
+from tests.support.waiting import wait_until
 from tests.ui_service.browsing import (
     LANGUAGES,
     UI_HOST,
@@ -59,10 +59,7 @@ def served_version(stack: LocalStack) -> int | None:
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.25)
+    wait_until(condition, timeout, what, every=0.25)
 
 
 def diagnose(page: Page, photo: Path) -> int:

@@ -19,6 +19,7 @@ from tests.model_service.clients import GREY_IMAGE
 from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
 from tests.support.sockets import read_until_closed
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 TIMEOUT_SECONDS = 1.0
@@ -140,15 +141,18 @@ def test_a_slow_body_gets_a_408(server, still_serves):
 
 
 def test_connections_over_the_cap_get_503_and_the_cap_frees_up(server, still_serves):
+    status_url = f"{server.rest_url}/v1/models/{SEED_MODEL_NAME}"
     held = [connect(server) for _ in range(MAX_CONNECTIONS)]
     try:
-        time.sleep(0.2)
-        reply = httpx.get(f"{server.rest_url}/v1/models/{SEED_MODEL_NAME}", timeout=10)
-        assert reply.status_code == 503
+        # Once the server has accepted the held connections (a moment after connect returns).
+        wait_until(lambda: httpx.get(status_url, timeout=10).status_code == 503, 30,
+                   "a 503 with the connection cap reached")
     finally:
         for sock in held:
             sock.close()
-    time.sleep(0.2)
+    # Once the server has seen them close.
+    wait_until(lambda: httpx.get(status_url, timeout=10).status_code == 200, 30,
+               "a 200 after the held connections closed")
     still_serves()
 
 
