@@ -40,6 +40,7 @@ class ConfigReloader:
             return self._refused("", f"cannot read --model_config_file {self.path}: "
                                      f"{error.strerror}")
         if text == self._applied_text:
+            self._last_failure = None  # back to the config in force: a refusal counts again
             return True
         try:
             models = config.parse_model_config_list(text)

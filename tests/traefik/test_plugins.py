@@ -30,7 +30,7 @@ def go(plugin: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_every_plugin_is_found() -> None:
     assert {path.parent.name for path in PLUGINS} >= {"requestid", "problemdetails",
-                                                      "multipartlimit"}
+                                                      "multipartlimit", "uploadpace"}
 
 
 @pytest.mark.parametrize("plugin", [path.parent for path in PLUGINS],

@@ -87,3 +87,20 @@ def test_the_csp_is_served_and_never_violated(page: Page, ui: str, traffic: Traf
     assert [e for e in traffic.console_errors if "Content Security Policy" in e] == []
     # The one console error allowed: the 422 answer the test provoked.
     assert [e for e in traffic.console_errors if "422" not in e] == []
+
+
+def test_the_runtime_is_served_as_wasm_precompressed_and_cached_for_good(
+        local_stack: LocalStack) -> None:
+    pointer = local_stack.get(UI_HOST, "/vendor/runtime.json")
+    assert pointer.status_code == 200 and pointer.headers["cache-control"] == "no-cache"
+    runtime = pointer.json()
+    for name in runtime["variants"]["relaxed_simd"]:
+        reply = local_stack.get(UI_HOST, f"/vendor/{runtime['dir']}{name}",
+                                headers={"Accept-Encoding": "gzip"})
+        assert reply.status_code == 200, name
+        assert reply.headers["content-encoding"] == "gzip", name  # the build's .gz copy
+        assert int(reply.headers["content-length"]) == runtime["files"][name]["gzip_bytes"], name
+        assert reply.headers["cache-control"] == "max-age=315360000", name
+        assert reply.headers["content-security-policy"] == CSP, name
+        if name.endswith(".wasm"):
+            assert reply.headers["content-type"] == "application/wasm"

@@ -168,6 +168,8 @@ function offlineMessage() {
   const { pack, key } = state.offline;
   const onDevice = state.model && state.model.onDevice;
   const vars = { version: pack ? pack.version : '', server: state.model ? state.model.version : '' };
+  // SubtleCrypto and service workers exist only in secure contexts (https, or localhost).
+  if (!window.isSecureContext) return ['offline.needs_https', vars];
   if (!offlineSupported()) return ['offline.unsupported', vars];
   if (state.model && !onDevice) return [pack ? 'offline.kept' : 'offline.none', vars];
   if (key) return [key, { ...vars, size: megabytes(state.offline.size) }];
