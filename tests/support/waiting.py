@@ -1,9 +1,11 @@
-"""The one polling loop of the tests and benchmarks (standard library only)."""
+"""The one polling loop of the tests and benchmarks (standard library only), and its twin for
+async tests (whose waits must leave the event loop running)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,3 +35,23 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, *, every: 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"no {what} after {timeout}s (last: {last!r})")
         time.sleep(every)
+
+
+async def wait_until_async(condition: Callable[[], Awaitable[T]], timeout: float, what: str, *,
+                           every: float = 0.2,
+                           ignore: tuple[type[BaseException], ...] = ()) -> T:
+    """`wait_until` for a coroutine condition, sleeping with asyncio between tries."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            answer = await condition()
+        except ignore as error:
+            last = error
+        else:
+            if answer:
+                return answer
+            last = answer
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"no {what} after {timeout}s (last: {last!r})")
+        await asyncio.sleep(every)

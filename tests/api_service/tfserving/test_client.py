@@ -29,6 +29,7 @@ from app.tfserving.client import (
 )
 from tests.support.model_server import RunningModelServer, start_model_server
 from tests.support.paths import SEED_LABELS, SEED_MODEL_BASE_PATH, SEED_MODEL_NAME
+from tests.support.waiting import wait_until_async
 
 
 def test_retry_policy_retries_only_unavailable() -> None:
@@ -121,12 +122,13 @@ async def test_new_model_version_refreshes_the_cached_signature(
         assert first.version == 1
 
         shutil.copytree(SEED_MODEL_BASE_PATH / "1", repository / "2")
-        for _ in range(150):
-            if await client.available_versions() == [2]:
-                break
-            await asyncio.sleep(0.2)
-        else:
-            pytest.fail(f"version 2 never became the only AVAILABLE one:\n{server.process.log()}")
+        async def only_version_2() -> bool:
+            return await client.available_versions() == [2]
+
+        try:
+            await wait_until_async(only_version_2, 30, "version 2 as the only AVAILABLE one")
+        except TimeoutError as error:
+            pytest.fail(f"{error}:\n{server.process.log()}")
 
         # The first reply from version 2 reveals the change; the next lookup refetches metadata.
         stale = await client.signature()
