@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,8 +25,16 @@ from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
 from tests.support.fake_model_server import FakeModelServer
+from tests.support.waiting import wait_until_async
 
 LABELS = tuple(Label(code, code) for code in ("A", "B", "C"))
+
+
+def budget_held(budget: DecodeBudget) -> Callable[[], Awaitable[bool]]:
+    """A wait_until_async condition: something holds all of `budget`."""
+    async def held() -> bool:
+        return budget.in_use == budget.capacity
+    return held
 
 
 def colour_shares(images: np.ndarray) -> np.ndarray:
@@ -176,7 +185,7 @@ def test_parts_that_do_not_get_the_decode_budget_in_time_are_refused_in_their_pl
         with ThreadPoolExecutor(3) as pool:
             budget = DecodeBudget(10**6, max_wait=0.05)
             holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
-            await asyncio.sleep(0.01)
+            await wait_until_async(budget_held(budget), 5, "the budget held")
             service = PredictionService(
                 model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
                 low_confidence_threshold=0.5, decode_budget=budget)
@@ -202,12 +211,19 @@ def test_a_batch_queues_at_most_its_share_of_parts_for_the_decode_budget() -> No
         with ThreadPoolExecutor(3) as pool:
             budget = DecodeBudget(10**6, max_wait=5)
             holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
-            await asyncio.sleep(0.01)
+            await wait_until_async(budget_held(budget), 5, "the budget held")
             service = PredictionService(
                 model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
                 low_confidence_threshold=0.5, decode_budget=budget, decodes_per_batch=2)
             many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
-            await asyncio.sleep(0.05)
+
+            async def two_queued() -> bool:
+                return budget.waiting >= 2
+
+            await wait_until_async(two_queued, 5, "two parts queued", every=0.01)
+            # Queuing more parts needs no other event than the loop turning: let it turn.
+            for _ in range(50):
+                await asyncio.sleep(0)
             waiting.append(budget.waiting)
             release.set()
             await holder
