@@ -9,9 +9,13 @@
 #
 # The static configuration is the image's own /etc/traefik/traefik.yml with the file provider
 # turned to a watched directory; the routes are the image's dynamic.yml (UPSTREAMS_GENERATED
-# makes it leave the services to this script). Everything is written to the /tmp tmpfs.
+# makes it leave the services to this script). Everything is written to the /tmp tmpfs. Traefik
+# then starts through the image's entrypoint.sh, so HTTPS (TLS_CERT_FILE from Swarm secrets, or
+# ACME_EMAIL: deploy/swarm/stack.tls.yml, docs/tls.md) works here as in compose.
 set -eu
 
+# The image's configuration directory (TRAEFIK_CONFIG_DIR: the tests run this on the checkout).
+config_dir=${TRAEFIK_CONFIG_DIR:-/etc/traefik}
 run=${UPSTREAMS_DIR:-/tmp/traefik}
 api_tasks=${API_TASKS:-tasks.api}
 ui_tasks=${UI_TASKS:-tasks.ui}
@@ -20,13 +24,15 @@ export UPSTREAMS_GENERATED=1
 
 mkdir -p "$run/dynamic"
 sed -e "s#^\( *\)filename: /etc/traefik/dynamic.yml\$#\1directory: $run/dynamic#" \
-    -e 's#^\( *\)watch: false$#\1watch: true#' /etc/traefik/traefik.yml >"$run/traefik.yml"
+    -e 's#^\( *\)watch: false$#\1watch: true#' "$config_dir/traefik.yml" >"$run/traefik.yml"
 if ! grep -q "directory: $run/dynamic" "$run/traefik.yml" || ! grep -q 'watch: true' "$run/traefik.yml"; then
-  echo "traefik-upstreams: /etc/traefik/traefik.yml has no 'filename: /etc/traefik/dynamic.yml'" \
+  echo "traefik-upstreams: $config_dir/traefik.yml has no 'filename: /etc/traefik/dynamic.yml'" \
        "+ 'watch: false' file provider to redirect" >&2
   exit 1
 fi
-cp /etc/traefik/dynamic.yml "$run/dynamic/routes.yml"
+cp "$config_dir/dynamic.yml" "$run/dynamic/routes.yml"
+# entrypoint.sh reads the static file and the ACME resolver from one directory: this one.
+cp "$config_dir/acme.yml" "$run/acme.yml"
 
 servers() {  # TASKS_NAME PORT: one YAML server line per IPv4 address of the name, sorted
   addresses=$(getent ahostsv4 "$1" 2>/dev/null | awk '{print $1}' | sort -u)
@@ -70,4 +76,4 @@ refresh_upstreams() {
 refresh_upstreams
 # The loop is Traefik's child after the exec below; it ends with the container.
 (while sleep "$refresh"; do refresh_upstreams || true; done) &
-exec traefik --configFile="$run/traefik.yml"
+TRAEFIK_CONFIG_DIR=$run exec "$config_dir/entrypoint.sh"

@@ -1,6 +1,7 @@
 """traefik/entrypoint.sh, the image's start: plain HTTP runs traefik.yml as is; ACME_EMAIL adds
 the ACME resolver exactly as scripts/run-local does; half a setting is one line, status 2.
-Run with `sh` and a stand-in `traefik` on PATH that prints the configuration it was given."""
+Run with `sh` and a stand-in `traefik` on PATH that prints the configuration it was given
+(tests/support/traefik_stand_in.py)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,14 @@ import pytest
 import yaml
 
 from run_local.render import render_acme_static
+from tests.support import traefik_stand_in
 from tests.support.paths import REPO_ROOT
 
 TRAEFIK_DIR = REPO_ROOT / "traefik"
-STAND_IN = """#!/bin/sh
-echo "GODEBUG=${GODEBUG:-}"
-echo "ARGS=$*"
-cat "${1#--configFile=}"
-"""
 
 
 def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "traefik").write_text(STAND_IN)
-    (bin_dir / "traefik").chmod(0o755)
+    bin_dir = traefik_stand_in.install(tmp_path / "bin")
     clean = {k: v for k, v in os.environ.items()
              if k not in ("ACME_EMAIL", "ACME_CA_SERVER", "TLS_CERT_FILE", "LEGO_CA_CERTIFICATES")}
     return subprocess.run(["sh", str(TRAEFIK_DIR / "entrypoint.sh")], capture_output=True,
@@ -37,7 +31,7 @@ def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def configuration(result: subprocess.CompletedProcess[str]) -> dict:
-    return yaml.safe_load(result.stdout.split("\n", 2)[2])
+    return traefik_stand_in.printed_configuration(result.stdout)
 
 
 def test_plain_http_runs_the_static_file_as_is(tmp_path: Path) -> None:
