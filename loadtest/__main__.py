@@ -5,7 +5,11 @@
   scripts/loadtest soak --minutes 60 --rate 20
   scripts/loadtest soak --minutes 10          # rate = 70 % of a capacity run's figure
 
-Target: --url (default http://127.0.0.1:$PORT, PORT default 8080); the processes whose memory and
+Target: --url (default http://127.0.0.1:$PORT, PORT default 8080), the stack's names --ui-host and
+--api-host (default $UI_HOST, $API_HOST or *.service.localhost). HTTPS: --url https://127.0.0.1:8443
+(run-local's HTTPS_PORT); every request's TLS handshake names its host and the certificate is
+verified for it, against the system's roots or --ca-cert FILE (a private CA). The processes whose
+memory and
 file descriptors are watched come from --run-dir (scripts/run-local's RUN_DIR/services.json) or
 --pid NAME=PID. Reports (CSV, HTML, summary.json) go to --out. Exit status 1 when a request
 failed (or, for soak, resources grew past the bounds); a 429 `uploads_busy` (the edge shedding
@@ -25,7 +29,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from loadtest.payloads import build_mix  # noqa: E402
+from loadtest.payloads import API_HOST, UI_HOST, build_mix  # noqa: E402
 from loadtest.run import run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +46,12 @@ def arguments(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("profile", choices=["smoke", "capacity", "soak", "fixed"])
     parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8080')}")
+    parser.add_argument("--ui-host", default=os.environ.get("UI_HOST") or UI_HOST,
+                        help="the page's host name (Host header, SNI)")
+    parser.add_argument("--api-host", default=os.environ.get("API_HOST") or API_HOST,
+                        help="the API's host name (Host header, SNI)")
+    parser.add_argument("--ca-cert", type=Path,
+                        help="HTTPS: verify the stack's certificates against this CA file")
     parser.add_argument("--run-dir", type=Path, default=os.environ.get("RUN_DIR"),
                         help="scripts/run-local's RUN_DIR: watch its model server and API")
     parser.add_argument("--pid", action="append", default=[], metavar="NAME=PID")
@@ -85,7 +95,7 @@ def capacity(args: argparse.Namespace, mix: list, pids: dict[str, int]) -> dict[
     for users in [u for u in CAPACITY_STEPS if u <= args.max_users]:
         step = run_load(args.url, mix, users=users, seconds=args.step_seconds, out_dir=args.out,
                         name=f"capacity-{users:02d}", pids=pids, window=args.step_seconds,
-                        html=False)
+                        html=False, ca_cert=str(args.ca_cert) if args.ca_cert else None)
         step.pop("_monitor")
         print(printable(step), flush=True)
         steps.append(step)
@@ -119,7 +129,11 @@ def main(argv: list[str]) -> int:
     if not args.photos.is_dir():
         print(f"no photos in {args.photos}", file=sys.stderr)
         return 2
-    mix = build_mix(sorted(args.photos.glob("*.jpg")), large=not args.no_large)
+    if args.ca_cert and not args.ca_cert.is_file():
+        print(f"--ca-cert {args.ca_cert}: no such file", file=sys.stderr)
+        return 2
+    mix = build_mix(sorted(args.photos.glob("*.jpg")), large=not args.no_large,
+                    api_host=args.api_host, ui_host=args.ui_host)
     pids = watched_pids(args)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -141,7 +155,8 @@ def main(argv: list[str]) -> int:
             rate, seconds, users = args.rate, args.seconds or 30.0, args.users or 8
         window = 60.0 if seconds >= 300 else 10.0
         result = run_load(args.url, mix, users=users, seconds=seconds, out_dir=args.out,
-                          name=args.profile, rate=rate, pids=pids, window=window)
+                          name=args.profile, rate=rate, pids=pids, window=window,
+                          ca_cert=str(args.ca_cert) if args.ca_cert else None)
         monitor = result.pop("_monitor")
         print(printable(result))
         failed = result["failures"] > 0

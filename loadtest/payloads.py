@@ -64,9 +64,11 @@ def _png_header_bomb() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
-def build_mix(photos: list[Path], *, large: bool = True) -> list[Payload]:
+def build_mix(photos: list[Path], *, large: bool = True, api_host: str = API_HOST,
+              ui_host: str = UI_HOST) -> list[Payload]:
     """The mix, about 80 % good photos and 20 % bad input. `large` adds 12 MP photos (slow on 2
-    cores: over 1 MB each), left out of the CI smoke run."""
+    cores: over 1 MB each), left out of the CI smoke run. The hosts are the stack's UI_HOST and
+    API_HOST (a real domain's names over HTTPS)."""
     if not photos:
         raise ValueError("no leaf photos to build the mix from")
     mix: list[Payload] = []
@@ -74,18 +76,18 @@ def build_mix(photos: list[Path], *, large: bool = True) -> list[Payload]:
     for index, path in enumerate(photos):
         original = path.read_bytes()
         photo = Image.open(io.BytesIO(original)).convert("RGB")
-        mix.append(Payload(f"phone-800x600-{index}", API_HOST, predict,
+        mix.append(Payload(f"phone-800x600-{index}", api_host, predict,
                            multipart(original, path.name, "image/jpeg"), frozenset({200}), 6))
         page = photo.copy()
         page.thumbnail((PAGE_MAX_SIDE, PAGE_MAX_SIDE))
-        mix.append(Payload(f"page-512-{index}", UI_HOST, "/api" + predict,
+        mix.append(Payload(f"page-512-{index}", ui_host, "/api" + predict,
                            multipart(_jpeg(page, 85), "photo.jpg", "image/jpeg"),
                            frozenset({200}), 8))
-        mix.append(Payload(f"phone-1600x1200-{index}", API_HOST, predict,
+        mix.append(Payload(f"phone-1600x1200-{index}", api_host, predict,
                            multipart(_phone(photo, (1600, 1200), index), "p.jpg", "image/jpeg"),
                            frozenset({200}), 3))
         if large:
-            mix.append(Payload(f"phone-4000x3000-{index}", API_HOST, predict,
+            mix.append(Payload(f"phone-4000x3000-{index}", api_host, predict,
                                multipart(_phone(photo, (4000, 3000), index), "p.jpg",
                                          "image/jpeg"), frozenset({200}), 1))
     sample = photos[0].read_bytes()
@@ -102,7 +104,7 @@ def build_mix(photos: list[Path], *, large: bool = True) -> list[Payload]:
     ]
     good_weight = sum(p.weight for p in mix)
     each = max(1, round(good_weight * 0.25 / len(bad)))  # 20 % of all requests
-    mix += [Payload(name, API_HOST, predict, body, frozenset(statuses), each)
+    mix += [Payload(name, api_host, predict, body, frozenset(statuses), each)
             for name, body, statuses in bad]
     return mix
 

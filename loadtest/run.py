@@ -52,11 +52,13 @@ class Windows:
 
 def run_load(url: str, mix: list[Payload], *, users: int, seconds: float, out_dir: Path,
              name: str, rate: float | None = None, pids: dict[str, int] | None = None,
-             window: float = 60.0, html: bool = True) -> dict[str, Any]:
+             window: float = 60.0, html: bool = True,
+             ca_cert: str | None = None) -> dict[str, Any]:
     """`users` clients for `seconds`; closed loop (each sends its next request when the last is
     answered) unless `rate` (requests/s for all clients together) paces them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     PhotoClient.mix = mix
+    PhotoClient.ca_cert = ca_cert
     shed.clear()
     PhotoClient.wait_time = constant_throughput(rate / users) if rate else constant(0)
     environment = Environment(user_classes=[PhotoClient], host=url)

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from locust import HttpUser, constant, task
 
-from loadtest.addresses import SourceAddressAdapter, source_address
+from loadtest.addresses import set_up_client, source_address
 from loadtest.payloads import Payload
 from loadtest.verdicts import judge
 
@@ -23,11 +23,13 @@ class PhotoClient(HttpUser):
     """Posts a weighted random payload; an answer outside its expected statuses is a failure."""
 
     mix: ClassVar[list[Payload]] = []
+    # HTTPS: the CA file that verifies the stack's certificates (None: the system's roots).
+    ca_cert: ClassVar[str | None] = None
     wait_time = constant(0)
 
     def on_start(self) -> None:
         self.address = source_address(next(_addresses))
-        self.client.mount("http://", SourceAddressAdapter(self.address))
+        set_up_client(self.client, self.address, self.ca_cert)
         self.rng = random.Random(self.address)
         self.weights = [p.weight for p in self.mix]
 

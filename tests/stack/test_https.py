@@ -6,6 +6,7 @@ every HTTPS property is checked, Traefik restarts again and reuses them."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -213,6 +214,24 @@ def test_a_photo_is_diagnosed_over_https(issued: HTTPSRun) -> None:
                                 files={"image_to_predict": ("leaf.jpg", photo, "image/jpeg")})
         assert answer.status_code == 200, answer.text
         assert answer.json()["code"] in ("CBB", "CBSD", "CGM", "CMD", "Healthy")
+
+
+def test_the_load_tool_drives_both_names_over_https(issued: HTTPSRun, tmp_path: Path) -> None:
+    # scripts/loadtest on the loopback address: each handshake names its host (SNI) and the
+    # certificate is verified for it against the CA's root alone (loadtest/addresses.py).
+    assert issued.root
+    out = tmp_path / "loadtest"
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "loadtest"), "fixed", "--seconds", "5", "--users", "2",
+         "--rate", "4", "--no-large", "--url", f"https://127.0.0.1:{issued.https_port}",
+         "--ui-host", UI_NAME, "--api-host", API_NAME, "--ca-cert", str(issued.root),
+         "--out", str(out)], capture_output=True, text=True, timeout=180, check=False)
+    summary = json.loads((out / "fixed-summary.json").read_text())
+    assert result.returncode == 0 and summary["failures"] == 0, (result.stdout,
+                                                                 summary["errors"])
+    sent = {name.rsplit("-", 1)[0] for name, figures in summary["by_payload"].items()
+            if figures["requests"]}
+    assert {"phone-800x600", "page-512"} <= sent  # the API's name and the page's
 
 
 def test_the_acme_store_is_private(issued: HTTPSRun) -> None:
