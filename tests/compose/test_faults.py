@@ -356,7 +356,12 @@ def test_many_large_uploads_are_refused_cleanly_without_an_oom_kill(
     # bodies are a real photo with noise appended: answered, or refused by the proxy's global
     # cap on large uploads (429 uploads_busy) before it buffers them: its tmpfs holds every
     # slot, so no 500 (before the cap, six 10 MB bodies filled it: "no space left on device").
-    # No 5xx at all but the API's 503 decoder_busy, from the proxy or the API.
+    # No 5xx at all but the API's 503 decoder_busy, from the proxy or the API. Behind Docker's
+    # port publishing every client is the bridge's address to Traefik, so the per-address cap
+    # on large uploads (UPLOAD_SLOTS_PER_CLIENT, docs/edge.md) refuses most of them up front
+    # (429 too_many_uploads); the rest still reach the API together.
     assert set(answers) <= {"200 application/json", "422 blank_image", "413 image_too_costly",
-                            "503 decoder_busy", "429 uploads_busy"}, counts
+                            "503 decoder_busy", "429 uploads_busy", "429 too_many_uploads"}, counts
+    assert len(answers) - answers.count("429 too_many_uploads") - answers.count(
+        "429 uploads_busy") >= 8, counts  # enough reached the API to test its memory
     assert summary["failures"] == 0 or error_kinds(summary) <= {"HTTP 503 decoder_busy"}
