@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.decode_budget import BudgetExhausted, DecodeBudget
+from tests.support.waiting import wait_until_async
 
 
 def run(coroutine):
@@ -81,11 +82,11 @@ def test_bytes_are_freed_when_the_work_ends_not_when_the_caller_gives_up():
             await asyncio.sleep(0.05)
             assert budget.in_use == 80
             release.set()
-            for _ in range(100):
-                if budget.in_use == 0:
-                    break
-                await asyncio.sleep(0.01)
-            assert budget.in_use == 0
+
+            async def freed() -> bool:
+                return budget.in_use == 0
+
+            await wait_until_async(freed, 10, "the budget freed", every=0.01)
 
     run(main())
 
