@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -289,6 +290,7 @@ def _detached(decode: Callable[[], np.ndarray], *, trim: bool) -> Callable[[], n
     full-size decoded image: a batch keeps its parts' exceptions until the reply is sent, so 16
     blank 49 MP PNGs kept ~3 GiB resident, and the frame <-> traceback cycles kept it after the
     reply until the garbage collector's rare full pass (issue 20)."""
+    @functools.wraps(decode)  # inspect.unwrap(run) is `decode`: what the pool runs, named
     def run() -> np.ndarray:
         try:
             return decode()

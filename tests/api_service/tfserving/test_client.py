@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import shutil
 import threading
@@ -156,7 +157,9 @@ class RecordingPool(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
         def run() -> T:
-            self.ran.append(f"{getattr(fn, 'func', fn).__name__}@{threading.current_thread().name}")
+            target = inspect.unwrap(fn)  # through the API's wrappers (prediction_service)
+            self.ran.append(
+                f"{getattr(target, 'func', target).__name__}@{threading.current_thread().name}")
             return fn(*args, **kwargs)
         return super().submit(run)
 
