@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.decode_budget import BudgetExhausted, DecodeBudget
+from tests.support.decode_budget import holding
 from tests.support.waiting import wait_until_async
 
 
@@ -55,16 +56,12 @@ def test_small_decodes_run_side_by_side():
 
 def test_a_decode_that_cannot_get_its_bytes_in_time_is_refused():
     budget = DecodeBudget(100, max_wait=0.2)
-    release = threading.Event()
 
     async def main() -> None:
         with ThreadPoolExecutor(2) as pool:
-            holder = asyncio.ensure_future(budget.run(pool, 100, lambda: release.wait(5)))
-            await asyncio.sleep(0.05)
-            with pytest.raises(BudgetExhausted):
-                await budget.run(pool, 1, lambda: None)
-            release.set()
-            await holder
+            async with holding(budget, pool, 100):
+                with pytest.raises(BudgetExhausted):
+                    await budget.run(pool, 1, lambda: None)
             assert await budget.run(pool, 1, lambda: "after") == "after"
 
     run(main())
@@ -111,7 +108,6 @@ def test_waiters_are_served_first_come_first_served():
     # 60 of 100 bytes held; a 100-byte decode asks, then a 10-byte one. The small one fits the 40
     # free bytes, but it waits its turn: otherwise a stream of small photos starves the large one.
     budget = DecodeBudget(100, max_wait=5)
-    release = threading.Event()
     started: list[str] = []
 
     def work(name: str):
@@ -119,15 +115,13 @@ def test_waiters_are_served_first_come_first_served():
 
     async def main() -> None:
         with ThreadPoolExecutor(4) as pool:
-            holder = asyncio.ensure_future(budget.run(pool, 60, lambda: release.wait(5)))
-            await asyncio.sleep(0.05)
-            large = asyncio.ensure_future(budget.run(pool, 100, work("large")))
-            await asyncio.sleep(0.01)
-            small = asyncio.ensure_future(budget.run(pool, 10, work("small")))
-            await asyncio.sleep(0.1)
-            assert started == [] and budget.waiting == 2
-            release.set()
-            await asyncio.gather(holder, large, small)
+            async with holding(budget, pool, 60):
+                large = asyncio.ensure_future(budget.run(pool, 100, work("large")))
+                await asyncio.sleep(0.01)
+                small = asyncio.ensure_future(budget.run(pool, 10, work("small")))
+                await asyncio.sleep(0.1)
+                assert started == [] and budget.waiting == 2
+            await asyncio.gather(large, small)
 
     run(main())
     assert started == ["large", "small"]
@@ -136,21 +130,17 @@ def test_waiters_are_served_first_come_first_served():
 
 def test_a_waiter_that_gives_up_lets_the_next_one_in():
     budget = DecodeBudget(100, max_wait=0.2)
-    release = threading.Event()
 
     async def main() -> None:
         with ThreadPoolExecutor(4) as pool:
-            holder = asyncio.ensure_future(budget.run(pool, 60, lambda: release.wait(5)))
-            await asyncio.sleep(0.05)
-            large = asyncio.ensure_future(budget.run(pool, 100, lambda: "large"))
-            await asyncio.sleep(0.05)
-            # Queued behind the large one; admitted the moment it times out (40 bytes are free).
-            assert await budget.run(pool, 10, lambda: "small") == "small"
-            with pytest.raises(BudgetExhausted):
-                await large
-            assert budget.waiting == 0
-            release.set()
-            await holder
+            async with holding(budget, pool, 60):
+                large = asyncio.ensure_future(budget.run(pool, 100, lambda: "large"))
+                await asyncio.sleep(0.05)
+                # Queued behind the large one; admitted the moment it times out (40 bytes free).
+                assert await budget.run(pool, 10, lambda: "small") == "small"
+                with pytest.raises(BudgetExhausted):
+                    await large
+                assert budget.waiting == 0
 
     run(main())
     assert budget.in_use == 0
@@ -158,19 +148,15 @@ def test_a_waiter_that_gives_up_lets_the_next_one_in():
 
 def test_a_cancelled_waiter_leaves_the_queue():
     budget = DecodeBudget(100, max_wait=5)
-    release = threading.Event()
 
     async def main() -> None:
         with ThreadPoolExecutor(2) as pool:
-            holder = asyncio.ensure_future(budget.run(pool, 100, lambda: release.wait(5)))
-            await asyncio.sleep(0.05)
-            waiter = asyncio.ensure_future(budget.run(pool, 50, lambda: None))
-            await asyncio.sleep(0.05)
-            waiter.cancel()
-            await asyncio.sleep(0.01)
-            assert budget.waiting == 0
-            release.set()
-            await holder
+            async with holding(budget, pool, 100):
+                waiter = asyncio.ensure_future(budget.run(pool, 50, lambda: None))
+                await asyncio.sleep(0.05)
+                waiter.cancel()
+                await asyncio.sleep(0.01)
+                assert budget.waiting == 0
 
     run(main())
     assert budget.in_use == 0
@@ -178,16 +164,13 @@ def test_a_cancelled_waiter_leaves_the_queue():
 
 def test_a_deadline_already_past_is_refused_at_once_while_the_budget_is_busy():
     budget = DecodeBudget(100, max_wait=10)
-    release = threading.Event()
 
     async def main() -> None:
         with ThreadPoolExecutor(2) as pool:
-            holder = asyncio.ensure_future(budget.run(pool, 100, lambda: release.wait(5)))
-            await asyncio.sleep(0.05)
-            with pytest.raises(BudgetExhausted):
-                await budget.run(pool, 1, lambda: None, asyncio.get_running_loop().time() - 1)
-            assert budget.waiting == 0
-            release.set()
-            await holder
+            async with holding(budget, pool, 100):
+                with pytest.raises(BudgetExhausted):
+                    await budget.run(pool, 1, lambda: None,
+                                     asyncio.get_running_loop().time() - 1)
+                assert budget.waiting == 0
 
     run(main())

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,17 +22,11 @@ from app.prediction_service import PredictionService
 from app.schemas import PredictionResponse
 from app.tfserving.client import ModelFailed, ModelOutput
 from app.tfserving.signature import Signature
+from tests.support.decode_budget import holding
 from tests.support.fake_model_server import FakeModelServer
 from tests.support.waiting import wait_until_async
 
 LABELS = tuple(Label(code, code) for code in ("A", "B", "C"))
-
-
-def budget_held(budget: DecodeBudget) -> Callable[[], Awaitable[bool]]:
-    """A wait_until_async condition: something holds all of `budget`."""
-    async def held() -> bool:
-        return budget.in_use == budget.capacity
-    return held
 
 
 def colour_shares(images: np.ndarray) -> np.ndarray:
@@ -179,21 +171,15 @@ def test_a_refused_photo_keeps_no_decoded_image_alive() -> None:
 
 def test_parts_that_do_not_get_the_decode_budget_in_time_are_refused_in_their_place() -> None:
     model = pixel_model(batch=-1)
-    release = threading.Event()
 
     async def go() -> list:
         with ThreadPoolExecutor(3) as pool:
             budget = DecodeBudget(10**6, max_wait=0.05)
-            holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
-            await wait_until_async(budget_held(budget), 5, "the budget held")
             service = PredictionService(
                 model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
                 low_confidence_threshold=0.5, decode_budget=budget)
-            try:
+            async with holding(budget, pool, 10**6):
                 return await service.predict_many([lambda: RED, lambda: b""], "r1")
-            finally:
-                release.set()
-                await holder
 
     busy, empty = asyncio.run(go())
     assert isinstance(busy, BudgetExhausted) and isinstance(empty, EmptyImage)
@@ -204,29 +190,25 @@ def test_a_batch_queues_at_most_its_share_of_parts_for_the_decode_budget() -> No
     # While the budget is held, a batch of six puts only `decodes_per_batch` parts in its queue:
     # a photo from another client queued after them is decoded before the batch's other parts.
     model = pixel_model(batch=-1)
-    release = threading.Event()
     waiting: list[int] = []
 
     async def go() -> list:
         with ThreadPoolExecutor(3) as pool:
             budget = DecodeBudget(10**6, max_wait=5)
-            holder = asyncio.ensure_future(budget.run(pool, 10**6, lambda: release.wait(5)))
-            await wait_until_async(budget_held(budget), 5, "the budget held")
             service = PredictionService(
                 model, LABELS, pool, max_pixels=10**6,  # type: ignore[arg-type]
                 low_confidence_threshold=0.5, decode_budget=budget, decodes_per_batch=2)
-            many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
+            async with holding(budget, pool, 10**6):
+                many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
 
-            async def two_queued() -> bool:
-                return budget.waiting >= 2
+                async def two_queued() -> bool:
+                    return budget.waiting >= 2
 
-            await wait_until_async(two_queued, 5, "two parts queued", every=0.01)
-            # Queuing more parts needs no other event than the loop turning: let it turn.
-            for _ in range(50):
-                await asyncio.sleep(0)
-            waiting.append(budget.waiting)
-            release.set()
-            await holder
+                await wait_until_async(two_queued, 5, "two parts queued", every=0.01)
+                # Queuing more parts needs no other event than the loop turning: let it turn.
+                for _ in range(50):
+                    await asyncio.sleep(0)
+                waiting.append(budget.waiting)
             return await many
 
     outcomes = asyncio.run(go())
