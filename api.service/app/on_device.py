@@ -77,17 +77,17 @@ def find_artifact(model_dir: Path, version: int, card: ModelCard | None
     path = (version_dir / entry.file).resolve()
     if not path.is_relative_to(version_dir):
         _report("on-device model of version %d: %r is outside the version directory",
-                  version, entry.file)
+                version, entry.file)
         return None
     try:
         stat = path.stat()
         if stat.st_size != entry.bytes:
             _report("on-device model %s is %d bytes, its card says %d: not offered",
-                      path, stat.st_size, entry.bytes)
+                    path, stat.st_size, entry.bytes)
             return None
         if stat.st_size > MAX_ARTIFACT_BYTES:
             _report("on-device model %s is %d bytes (over %d): not offered",
-                      path, stat.st_size, MAX_ARTIFACT_BYTES)
+                    path, stat.st_size, MAX_ARTIFACT_BYTES)
             return None
         sha256 = _sha256_of(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     except OSError as error:
@@ -95,7 +95,7 @@ def find_artifact(model_dir: Path, version: int, card: ModelCard | None
         return None
     if sha256 != entry.sha256:
         _report("on-device model %s has SHA-256 %s, its card says %s: not offered",
-                  path, sha256, entry.sha256)
+                path, sha256, entry.sha256)
         return None
     return OnDeviceArtifact(version, path, sha256, stat.st_size, entry.quantization)
 

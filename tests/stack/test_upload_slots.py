@@ -35,6 +35,17 @@ def start_upload(stack: LocalStack, address: str, body: bytes, content_type: str
     return RawUpload(stack.port, API_HOST, "/predict/image", body, content_type, address)
 
 
+def assert_refused(upload: RawUpload, status: int, code: str, *, retry: bool = True) -> None:
+    """The proxy answered `upload` with a problem document (`code`) instead of taking its
+    body; with `retry`, it says when to try again."""
+    got, headers, problem = upload.response()
+    assert got == status, (got, problem)
+    assert headers["content-type"] == "application/problem+json"
+    assert f'"code":"{code}"' in problem.decode().replace(" ", "")
+    if retry:
+        assert int(headers["retry-after"]) >= 1
+
+
 def test_more_large_uploads_than_the_slots_are_refused_cleanly_and_others_still_served(
         local_stack: LocalStack, leaf_photo_paths: list[Path]) -> None:
     photo = leaf_photo_paths[0].read_bytes()
@@ -54,11 +65,7 @@ def test_more_large_uploads_than_the_slots_are_refused_cleanly_and_others_still_
                   for i in range(SLOTS + 2)]
         uploads += extras
         for extra in extras:
-            status, headers, problem = extra.response()
-            assert status == 429, (status, problem)
-            assert headers["content-type"] == "application/problem+json"
-            assert '"code":"uploads_busy"' in problem.decode().replace(" ", "")
-            assert int(headers["retry-after"]) >= 1
+            assert_refused(extra, 429, "uploads_busy")
         # A normal client (a page-sized photo, buffered in memory) is served meanwhile.
         normal = httpx.post(f"http://127.0.0.1:{local_stack.port}/predict/image",
                             headers={"Host": API_HOST}, timeout=30,
@@ -96,10 +103,7 @@ def test_one_address_holds_at_most_its_share_of_the_slots(
         first.send(0, half)
         second = start_upload(local_stack, "127.0.0.70", body, content_type)
         uploads.append(second)
-        status, headers, problem = second.response()
-        assert status == 429, (status, problem)
-        assert '"code":"too_many_uploads"' in problem.decode().replace(" ", "")
-        assert int(headers["retry-after"]) >= 1
+        assert_refused(second, 429, "too_many_uploads")
         # Another address still gets a slot.
         other = start_upload(local_stack, "127.0.0.71", body, content_type)
         uploads.append(other)
@@ -137,10 +141,7 @@ def test_a_trickling_body_loses_its_slot_long_before_the_read_timeout(
     try:
         assert trickler.response()[0] == 100
         sender.start()
-        status, headers, problem = trickler.response()
-        assert status == 408, (status, problem)
-        assert headers["content-type"] == "application/problem+json"
-        assert '"code":"upload_too_slow"' in problem.decode().replace(" ", "")
+        assert_refused(trickler, 408, "upload_too_slow", retry=False)
     finally:
         stop.set()
         sender.join(5)

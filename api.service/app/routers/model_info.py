@@ -105,18 +105,17 @@ async def describe_model(service: PredictionServiceDep,
 async def on_device_file(version: int, sha256: str, request: Request,
                          settings: SettingsDep) -> Response:
     """The on-device (TensorFlow Lite) file of a model version, named by its SHA-256."""
+    not_found = ON_DEVICE_NOT_FOUND.error(
+        f"Version {version} has no on-device model with SHA-256 {sha256[:64]}; "
+        "GET /v1/model names the current one.")
     artifact = await asyncio.to_thread(_artifact, settings, version)
     if artifact is None or artifact.sha256 != sha256:
-        raise ON_DEVICE_NOT_FOUND.error(
-            f"Version {version} has no on-device model with SHA-256 {sha256[:64]}; "
-            "GET /v1/model names the current one.")
+        raise not_found
     etag = f'"{artifact.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
     if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     content = await asyncio.to_thread(read_verified, artifact)
     if content is None:  # replaced or damaged since it was checked: as if it were not there
-        raise ON_DEVICE_NOT_FOUND.error(
-            f"Version {version} has no on-device model with SHA-256 {sha256[:64]}; "
-            "GET /v1/model names the current one.")
+        raise not_found
     return Response(content, media_type="application/octet-stream", headers=headers)
