@@ -44,6 +44,7 @@ class TLSConfig:
         """What traefik/dynamic.yml reads to serve HTTPS (the same names in compose)."""
         return {"HTTPS_PORT": str(self.port), "ACME_EMAIL": self.acme_email,
                 "ACME_CA_SERVER": self.acme_ca_server if self.acme_email else "",
+                "ACME_STORAGE": str(self.acme_storage or ""),
                 "TLS_CERT_FILE": str(self.cert_file or ""),
                 "TLS_KEY_FILE": str(self.key_file or "")}
 

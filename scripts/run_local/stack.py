@@ -7,6 +7,7 @@ import grp
 import json
 import os
 import pwd
+import shutil
 
 from run_local import monitoring
 from run_local.config import (
@@ -19,7 +20,6 @@ from run_local.config import (
 from run_local.render import (
     NGINX_TEMP_KINDS,
     entry_points,
-    render_acme_static,
     render_nginx_conf,
     render_server_block,
     render_traefik_static,
@@ -29,7 +29,9 @@ from run_local.supervise import Service, http_get
 NGINX_SERVER_BLOCK = REPO / "ui.service" / "nginx" / "default.conf"
 TRAEFIK_DIR = REPO / "traefik"
 TRAEFIK_STATIC = TRAEFIK_DIR / "traefik.yml"
-TRAEFIK_ACME = TRAEFIK_DIR / "acme.yml"  # appended to the static file when ACME_EMAIL is set
+# Traefik starts through the image's own start script: with ACME_EMAIL it appends acme.yml's
+# resolver to RUN_DIR/traefik.yml and keeps asking a CA that is down (docs/tls.md).
+TRAEFIK_ENTRYPOINT = TRAEFIK_DIR / "entrypoint.sh"
 # Go runtime settings for Traefik, the same as traefik/Dockerfile's ENV GODEBUG (a unit test
 # compares them): http2server=0 turns off Go's HTTP/2 server, so the public entry point speaks
 # no cleartext HTTP/2 (h2c), which Traefik v3 offers no option to refuse. Not with HTTPS on: it
@@ -124,8 +126,9 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             base_env, c.run_dir, nginx_ready, "nginx to answer", {"http": p["UI_PORT"]}),
         Service(
             "traefik",
-            [c.traefik, f"--configFile={c.run_dir / 'traefik.yml'}"],
-            {**base_env, "API_UPSTREAM": f"http://127.0.0.1:{p['API_PORT']}",
+            ["sh", str(TRAEFIK_ENTRYPOINT)],
+            {**base_env, "TRAEFIK_BIN": c.traefik, "TRAEFIK_CONFIG_DIR": str(c.run_dir),
+             "TMPDIR": str(c.run_dir), "API_UPSTREAM": f"http://127.0.0.1:{p['API_PORT']}",
              "UI_UPSTREAM": f"http://127.0.0.1:{p['UI_PORT']}",
              "UI_HOST": c.ui_host, "API_HOST": c.api_host, "UI_ORIGINS": origins,
              "MAX_UPLOAD_BYTES": str(c.max_upload_bytes),
@@ -155,17 +158,14 @@ def write_runtime_files(config: Config, ports: dict[str, int]) -> None:
     if os.geteuid() == 0:  # workers run as the invoking user, not nginx's default nobody
         user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
     (c.run_dir / "nginx.conf").write_text(render_nginx_conf(c.run_dir, block, user))
-    acme = ""
-    if c.tls and c.tls.acme_email:
-        assert c.tls.acme_storage is not None
+    if c.tls and c.tls.acme_storage is not None:
         c.tls.acme_storage.parent.mkdir(parents=True, exist_ok=True)
-        acme = render_acme_static(TRAEFIK_ACME.read_text(), {
-            "ACME_EMAIL": c.tls.acme_email, "ACME_CA_SERVER": c.tls.acme_ca_server,
-            "ACME_STORAGE": str(c.tls.acme_storage)})
     (c.run_dir / "traefik.yml").write_text(render_traefik_static(
         TRAEFIK_STATIC.read_text(), traefik_addresses(ports, traefik_entry_points(c)),
         TRAEFIK_DIR / "dynamic.yml", c.read_timeout,
-        without=() if c.tls else (HTTPS_ENTRY_POINT,), appended=acme))
+        without=() if c.tls else (HTTPS_ENTRY_POINT,)))
+    # entrypoint.sh reads the resolver's template beside the static file.
+    shutil.copyfile(TRAEFIK_DIR / "acme.yml", c.run_dir / "acme.yml")
     monitoring.write_files(c.run_dir, ports, c.monitoring)
     # Traefik loads local plugins from ./plugins-local: its working directory is run_dir.
     plugins = c.run_dir / "plugins-local"

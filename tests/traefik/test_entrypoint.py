@@ -1,10 +1,12 @@
-"""traefik/entrypoint.sh, the image's start: plain HTTP runs traefik.yml as is; ACME_EMAIL adds
-the ACME resolver exactly as scripts/run-local does; half a setting is one line, status 2.
+"""traefik/entrypoint.sh, Traefik's start in the image and in run-local: plain HTTP runs
+traefik.yml as is; ACME_EMAIL adds the ACME resolver, moves the routes to a watched directory and
+starts acme-retry.sh beside Traefik; half a setting is one line, status 2.
 Run with `sh` and a stand-in `traefik` on PATH that prints the configuration it was given
 (tests/support/traefik_stand_in.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from run_local.render import render_acme_static
 from tests.support import traefik_stand_in
 from tests.support.paths import REPO_ROOT
 
@@ -42,17 +43,63 @@ def test_plain_http_runs_the_static_file_as_is(tmp_path: Path) -> None:
     assert configuration(result) == yaml.safe_load((TRAEFIK_DIR / "traefik.yml").read_text())
 
 
-def test_acme_adds_the_resolver_as_run_local_does(tmp_path: Path) -> None:
+def issued_store(tmp_path: Path) -> Path:
+    """An acme.json that has both default names: acme-retry.sh ends at once."""
+    store = tmp_path / "acme.json"
+    store.write_text(json.dumps({"acme": {"Certificates": [
+        {"domain": {"main": name}} for name in ("ui.service.localhost", "api.service.localhost")
+    ]}}, indent=2))
+    return store
+
+
+def config_dir_with(tmp_path: Path, old: str, new: str) -> Path:
+    """traefik.yml with one text replaced, and acme.yml beside it (as run-local writes them)."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "acme.yml").write_text((TRAEFIK_DIR / "acme.yml").read_text())
+    static = (TRAEFIK_DIR / "traefik.yml").read_text()
+    assert old in static
+    (config_dir / "traefik.yml").write_text(static.replace(old, new))
+    return config_dir
+
+
+def test_acme_adds_the_resolver_with_quoted_values(tmp_path: Path) -> None:
     values = {"ACME_EMAIL": "ops@example.org",
               "ACME_CA_SERVER": "https://acme-staging-v02.api.letsencrypt.org/directory",
-              "ACME_STORAGE": "/var/lib/traefik/acme.json"}
-    result = start(tmp_path, **values)
+              "ACME_STORAGE": str(issued_store(tmp_path))}
+    # The routing file as the image names it, here the checkout's (run-local quotes the path).
+    config_dir = config_dir_with(tmp_path, "filename: /etc/traefik/dynamic.yml",
+                                 f'filename: "{TRAEFIK_DIR}/dynamic.yml"')
+    result = start(tmp_path, TRAEFIK_CONFIG_DIR=str(config_dir), **values)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("GODEBUG=\n")  # HTTP/2 over TLS needs Go's HTTP/2 server
-    run_local = yaml.safe_load((TRAEFIK_DIR / "traefik.yml").read_text() + "\n" +
-                               render_acme_static((TRAEFIK_DIR / "acme.yml").read_text(), values))
-    assert configuration(result) == run_local
-    assert (tmp_path / "traefik.yml").is_file()
+    assert f"ARGS=--configFile={tmp_path}/traefik-static.yml" in result.stdout
+    static = configuration(result)
+    assert static["certificatesResolvers"]["acme"]["acme"] == {
+        "email": "ops@example.org", "caServer": values["ACME_CA_SERVER"],
+        "storage": values["ACME_STORAGE"], "keyType": "EC256",
+        "httpChallenge": {"entryPoint": "web"}}
+    # Every other setting is traefik.yml's, but for the routes: a watched directory (for
+    # acme-retry.sh's file) that holds a copy of dynamic.yml.
+    plain = yaml.safe_load((config_dir / "traefik.yml").read_text())
+    routes = tmp_path / "traefik-dynamic"
+    assert static.pop("providers") == {"file": {"directory": str(routes), "watch": True}}
+    del static["certificatesResolvers"], plain["providers"]
+    assert static == plain
+    assert (routes / "routes.yml").read_text() == (TRAEFIK_DIR / "dynamic.yml").read_text()
+
+
+def test_acme_keeps_a_watched_directory_it_is_given(tmp_path: Path) -> None:
+    """The Swarm stack's static file (traefik-upstreams.sh) reads its routes from a directory."""
+    config_dir = config_dir_with(
+        tmp_path, "filename: /etc/traefik/dynamic.yml\n    watch: false",
+        f"directory: {tmp_path}/routes\n    watch: true")
+    result = start(tmp_path, ACME_EMAIL="ops@example.org", TRAEFIK_CONFIG_DIR=str(config_dir),
+                   ACME_STORAGE=str(issued_store(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert configuration(result)["providers"]["file"] == {"directory": f"{tmp_path}/routes",
+                                                           "watch": True}
+    assert not (tmp_path / "traefik-dynamic").exists()
 
 
 def test_own_certificates_lift_the_h2c_switch_only(tmp_path: Path) -> None:

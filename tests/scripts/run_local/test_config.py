@@ -130,7 +130,8 @@ def test_acme_settings(tmp_path: Path) -> None:
     assert config.url(config.ui_host) == "https://ui.example.org:8443/"
     assert config.tls.traefik_env() == {
         "HTTPS_PORT": "8443", "ACME_EMAIL": "ops@example.org", "ACME_CA_SERVER": LETS_ENCRYPT,
-        "TLS_CERT_FILE": "", "TLS_KEY_FILE": ""}
+        "ACME_STORAGE": str(tmp_path / "run" / "acme.json"), "TLS_CERT_FILE": "",
+        "TLS_KEY_FILE": ""}
     ports = pick_ports(config, is_free=lambda port: True,
                        free_port=iter(range(20000, 20100)).__next__)
     assert ports["HTTPS_PORT"] == 8443

@@ -12,7 +12,6 @@ import yaml
 from run_local.config import REPO, ConfigError
 from run_local.render import (
     entry_points,
-    render_acme_static,
     render_nginx_conf,
     render_server_block,
     render_traefik_static,
@@ -38,13 +37,12 @@ def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
 
 ADDRESSES = {"web": "127.0.0.1:9000", "websecure": "127.0.0.1:9443",
              "ping": "127.0.0.1:9001", "metrics": "127.0.0.1:9002"}
-ACME_YML = (REPO / "traefik" / "acme.yml").read_text()
 
 
-def rendered(read_timeout: int | None = None, https: bool = True, appended: str = "") -> str:
+def rendered(read_timeout: int | None = None, https: bool = True) -> str:
     addresses = ADDRESSES if https else {k: v for k, v in ADDRESSES.items() if k != "websecure"}
     return render_traefik_static(TRAEFIK_YML, addresses, DYNAMIC, read_timeout,
-                                 without=() if https else ("websecure",), appended=appended)
+                                 without=() if https else ("websecure",))
 
 
 def test_run_local_and_compose_have_the_same_traefik_settings() -> None:
@@ -103,20 +101,6 @@ def test_websecure_has_the_limits_of_web() -> None:
     for key in ("transport", "forwardedHeaders", "http"):
         assert websecure[key] == web[key]
     assert websecure["transport"]["respondingTimeouts"]["readTimeout"] == "3s"
-
-
-def test_acme_resolver_is_appended_with_quoted_values(tmp_path: Path) -> None:
-    acme = render_acme_static(ACME_YML, {
-        "ACME_EMAIL": "ops@example.org", "ACME_CA_SERVER": "https://127.0.0.1:14000/dir",
-        "ACME_STORAGE": str(tmp_path / "acme.json")})
-    static = yaml.safe_load(rendered(appended=acme))
-    resolver = static["certificatesResolvers"]["acme"]["acme"]
-    assert resolver == {"email": "ops@example.org", "caServer": "https://127.0.0.1:14000/dir",
-                        "storage": str(tmp_path / "acme.json"), "keyType": "EC256",
-                        "httpChallenge": {"entryPoint": "web"}}
-    assert static["entryPoints"]["web"]["address"] == "127.0.0.1:9000"
-    with pytest.raises(ConfigError, match=r"no value for \$\{ACME_STORAGE\}"):
-        render_acme_static(ACME_YML, {"ACME_EMAIL": "a@b.c", "ACME_CA_SERVER": "https://x"})
 
 
 def test_every_entry_point_needs_an_address() -> None:

@@ -90,6 +90,10 @@ def test_https_lifts_the_h2c_setting_and_hands_traefik_its_settings(tmp_path: Pa
                                   "UI_HOST": "ui.example.org"}, tmp_path)
     assert "GODEBUG" not in traefik.env or "http2server=0" not in traefik.env["GODEBUG"]
     assert traefik.env["ACME_EMAIL"] == "ops@example.org"
+    assert traefik.env["ACME_STORAGE"] == str(tmp_path / "acme.json")
+    # Through the image's start script, which adds the resolver and keeps asking the CA.
+    assert traefik.argv == ["sh", str(REPO / "traefik" / "entrypoint.sh")]
+    assert traefik.env["TRAEFIK_CONFIG_DIR"] == str(tmp_path)
     assert traefik.env["HTTPS_PORT"] == "443" and traefik.ports["https"] == 1
     assert traefik.env["UI_ORIGINS"] == "https://ui.example.org:443,https://ui.example.org"
     assert traefik.env["UI_HOST"] == "ui.example.org"
