@@ -6,7 +6,6 @@ from __future__ import annotations
 import select
 import socket
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +116,10 @@ class RawGrpcCall:
             self.connection_window -= size
             self.stream_window -= size
             self._receive(block=False)
+
+    def cancel(self) -> None:
+        """RST_STREAM with CANCEL (0x8): what a client's cancel sends, after every frame sent."""
+        self.sock.sendall(frame(RST_STREAM, 0, 1, (0x8).to_bytes(4, "big")))
 
     def wait_for_reply(self) -> dict[bytes, bytes]:
         while not self.ended:
@@ -246,12 +249,12 @@ def test_a_client_that_disconnects_mid_call(seed_model_server, still_serves):
     flight: neither disturbs the next calls."""
     with RawGrpcCall(seed_model_server.grpc_port) as gone:
         gone.send(PREDICT_MESSAGE)
-    big = predict_request(np.repeat(GREY_IMAGE, 32, axis=0))
-    with grpc.insecure_channel(seed_model_server.grpc_target) as channel:
-        future = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict.future(
-            big, timeout=30)
-        time.sleep(0.05)
-        future.cancel()
+    big = grpc_message(predict_request(np.repeat(GREY_IMAGE, 32, axis=0)).SerializeToString())
+    with RawGrpcCall(seed_model_server.grpc_port) as cancelled:
+        # The whole request, then the cancel behind it on the same connection: the server has
+        # the call (HTTP/2 frames arrive in order) and gets the cancel while working on it.
+        cancelled.send(big)
+        cancelled.cancel()
     still_serves()
 
 
