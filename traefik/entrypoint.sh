@@ -30,6 +30,11 @@ if [ -n "${ACME_EMAIL:-}" ]; then
     *) die "ACME_EMAIL=$ACME_EMAIL is not an e-mail address" ;;
   esac
   case "$ca" in https://*) ;; *) die "ACME_CA_SERVER=$ca is not an https:// URL" ;; esac
+  retry=${ACME_RETRY_SECONDS:-60}
+  case "$retry" in
+    *[!0-9]*) die "ACME_RETRY_SECONDS=$retry is not a whole number of seconds > 0" ;;
+  esac
+  [ "$retry" -gt 0 ] || die "ACME_RETRY_SECONDS=$retry is not a whole number of seconds > 0"
   case "$ca$storage" in
     *[!A-Za-z0-9:/._~%?=-]*) die "ACME_CA_SERVER or ACME_STORAGE holds a character not allowed here" ;;
   esac

@@ -11,6 +11,7 @@ from pathlib import Path
 from run_local import stack
 from run_local.config import (
     REPO,
+    TRUE,
     VENV_BIN,
     ConfigError,
     check_model,
@@ -32,7 +33,8 @@ LOG_FORMAT=text|json (default text), MONITORING=1 or the argument --monitoring (
 Prometheus beside the stack; PROMETHEUS_PORT, PROMETHEUS binary).
 HTTPS (docs/tls.md): UI_HOST and API_HOST (the public names), then ACME_EMAIL (certificates
 from ACME_CA_SERVER, default Let's Encrypt; LEGO_CA_CERTIFICATES for a private CA's root;
-ACME_STORAGE, default RUN_DIR/acme.json) or --tls-cert FILE --tls-key FILE (TLS_CERT_FILE,
+ACME_STORAGE, default RUN_DIR/acme.json; ACME_RETRY_SECONDS, default 60: while a name has no
+certificate, ask the CA again after it, doubling) or --tls-cert FILE --tls-key FILE (TLS_CERT_FILE,
 TLS_KEY_FILE: own certificate). HTTPS on HTTPS_PORT (default 8443); PORT then redirects.
 Exit status: 0 after a requested stop, 1 when a service fails, 2 for a configuration problem.
 """
@@ -83,7 +85,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as error:
         print(f"run-local: {error} (--help)", file=sys.stderr)
         return 2
-    if env.get("MONITORING") == "1":
+    if env.get("MONITORING", "") in TRUE:
         os.environ["MONITORING"] = "1"  # also tells scripts/bootstrap to install Prometheus
     try:
         config = read_config(env, Path.cwd(), stack.traefik_entry_points())

@@ -126,6 +126,10 @@ def test_diagnose_offline_writes_the_same_csv_and_geojson_marked_device(
     ([], "give either --api URL"),
     (["--api", "http://x", "--offline-model", "p"], "give either --api URL"),
     (["--offline-model", "/nonexistent/pack"], "Error: no offline model at /nonexistent/pack"),
+    (["--offline-model", "/nonexistent/pack", "--ca-cert", "ca.pem"],
+     "--ca-cert is for an https:// address"),
+    (["--offline-model", "https://api", "--ca-cert", "/nonexistent/ca.pem"],
+     "--ca-cert /nonexistent/ca.pem: not a readable PEM certificate"),
 ])
 def test_wrong_options_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["diagnose", str(tmp_path), "--out",
@@ -144,7 +148,8 @@ def test_an_api_without_an_on_device_model_is_one_line(monkeypatch: pytest.Monke
 
     import cassava_survey.api
 
-    def mocked(timeout: float, connections: int = 4, transport=None) -> httpx.AsyncClient:
+    def mocked(timeout: float, connections: int = 4, transport=None,
+               ca_cert=None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 
     monkeypatch.setattr(cassava_survey.api, "http_client", mocked)
@@ -189,7 +194,8 @@ def fake_api(served: bytes, *, trickle: float = 0.0, announced: bytes = DEMO_ART
             return httpx.Response(200, content=slowly() if trickle else served)
         return httpx.Response(404, json={"title": "Not Found", "detail": "no", "code": "x"})
 
-    def client(timeout: float, connections: int = 4, transport=None) -> httpx.AsyncClient:
+    def client(timeout: float, connections: int = 4, transport=None,
+               ca_cert=None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 
     return client

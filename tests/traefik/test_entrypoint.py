@@ -115,6 +115,9 @@ def test_own_certificates_lift_the_h2c_switch_only(tmp_path: Path) -> None:
     ({"ACME_EMAIL": "no-at-sign"}, "is not an e-mail address"),
     ({"ACME_EMAIL": "a@b.c", "ACME_CA_SERVER": "http://ca/dir"}, "is not an https:// URL"),
     ({"ACME_EMAIL": "a@b.c", "ACME_CA_SERVER": "https://ca/dir&x"}, "character not allowed"),
+    ({"ACME_EMAIL": "a@b.c", "ACME_RETRY_SECONDS": "1.5"}, "ACME_RETRY_SECONDS=1.5 is not a "
+     "whole number of seconds > 0"),
+    ({"ACME_EMAIL": "a@b.c", "ACME_RETRY_SECONDS": "00"}, "ACME_RETRY_SECONDS=00 is not"),
     ({"ACME_EMAIL": "a@b.c", "LEGO_CA_CERTIFICATES": "/nowhere.pem"},
      "LEGO_CA_CERTIFICATES names /nowhere.pem, which is not readable"),
 ])

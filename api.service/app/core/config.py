@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         0.0, ge=0.0, description="an attempt unanswered this long is retried on another "
         "replica (within MODEL_DEADLINE_SECONDS); 0 = attempts are not timed")
     RETRY_AFTER_SECONDS: PositiveInt = Field(
-        5, description="Retry-After sent with 503 model_unavailable")
+        5, description="Retry-After sent with 503 model_unavailable and 503 decoder_busy")
     DECODE_WORKERS: PositiveInt = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)),
         description="threads decoding images (Pillow releases the GIL); default: usable CPUs")

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from app.deps import PredictionServiceDep, SettingsDep
 from app.errors import (
     INVALID_REQUEST,
+    MODEL_ERROR,
     MODEL_TIMEOUT,
     MODEL_UNAVAILABLE,
     ON_DEVICE_NOT_FOUND,
@@ -73,7 +74,8 @@ def _artifact(settings: SettingsDep, version: int) -> OnDeviceArtifact | None:
     return find_artifact(path.parent, version, load_card(path, version))
 
 
-@router.get("/v1/model", responses=openapi_responses(MODEL_UNAVAILABLE, MODEL_TIMEOUT))
+@router.get("/v1/model",
+            responses=openapi_responses(MODEL_ERROR, MODEL_UNAVAILABLE, MODEL_TIMEOUT))
 async def describe_model(service: PredictionServiceDep,
                          settings: SettingsDep) -> ModelDescription:
     """Describe the served model: version, labels, model card (is it a demo?), on-device file."""

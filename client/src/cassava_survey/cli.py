@@ -54,8 +54,9 @@ def main() -> None:
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for one answer.")
 @click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Trust this root (PEM) instead of the system's CAs: an https:// API whose "
-                   "certificate comes from a private CA. Certificates are always verified.")
+              help="Trust this root (PEM) instead of the system's CAs: an https:// API (or "
+                   "--offline-model URL) whose certificate comes from a private CA. "
+                   "Certificates are always verified.")
 def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None, out: Path,
              geojson: Path | None, resume_file: Path | None, concurrency: int, batch_size: int,
              batch_mib: float, retries: int, timeout: float, ca_cert: Path | None) -> None:
@@ -73,7 +74,7 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
             client = SurveyClient(api, retries=retries, timeout=timeout,
                                   connections=concurrency, on_retry=retrying, ca_cert=ca_cert)
         else:
-            model = _offline_model(offline_model or "", timeout)
+            model = _offline_model(offline_model or "", timeout, ca_cert)
     except ApiError as error:
         raise click.UsageError(str(error)) from None
     except OfflineError as error:
@@ -113,10 +114,12 @@ def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None
             f"command again to continue (finished photos are in {journal.path}).")
 
 
-def _offline_model(location: str, timeout: float) -> OfflineModel:
+def _offline_model(location: str, timeout: float, ca_cert: Path | None) -> OfflineModel:
     """A stored pack, or the API's served version fetched now (http:// or https://)."""
     if location.startswith(("http://", "https://")):
-        model = asyncio.run(fetch_model(location, timeout))
+        model = asyncio.run(fetch_model(location, timeout, ca_cert))
+    elif ca_cert is not None:
+        raise ApiError("--ca-cert is for an https:// address; a stored model needs no certificate")
     else:
         model = load_pack(Path(location))
     demo = " (a DEMO model: do not act on its answers)" if model.meta.demo else ""
@@ -133,11 +136,16 @@ def _offline_model(location: str, timeout: float) -> OfflineModel:
               help="Where to store it (model.tflite and model.json).")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for each answer.")
-def get_model_command(api: str, directory: Path, timeout: float) -> None:
+@click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Trust this root (PEM) instead of the system's CAs: an https:// API whose "
+                   "certificate comes from a private CA. Certificates are always verified.")
+def get_model_command(api: str, directory: Path, timeout: float, ca_cert: Path | None) -> None:
     """Download the served model's on-device version once (verified by its SHA-256), for
     `diagnose --offline-model DIR` where there is no network."""
     try:
-        meta, downloaded = asyncio.run(get_model(api, directory, timeout))
+        meta, downloaded = asyncio.run(get_model(api, directory, timeout, ca_cert))
+    except ApiError as error:  # --ca-cert that is not a readable certificate
+        raise click.UsageError(str(error)) from None
     except OfflineError as error:
         raise click.ClickException(str(error)) from None
     what = "stored" if downloaded else "already stored"

@@ -253,21 +253,22 @@ async def _get_json(http: httpx.AsyncClient, url: str) -> Any:
         raise OfflineError(f"{url} did not answer JSON: is it the cassava API?") from None
 
 
-async def fetch_model(api: str, timeout: float) -> OfflineModel:
+async def fetch_model(api: str, timeout: float, ca_cert: Path | None = None) -> OfflineModel:
     """The served version's artifact from the API, downloaded and verified (kept in memory)."""
     from cassava_survey.api import http_client
 
-    async with http_client(timeout) as http:
+    async with http_client(timeout, ca_cert=ca_cert) as http:
         meta, url = await fetch(http, api)
         return await download(http, meta, url, download_deadline(timeout, meta.bytes))
 
 
-async def get_model(api: str, directory: Path, timeout: float) -> tuple[Meta, bool]:
+async def get_model(api: str, directory: Path, timeout: float,
+                    ca_cert: Path | None = None) -> tuple[Meta, bool]:
     """Store the served version's artifact in directory unless the pack there is already that
     very file; returns (its description, whether it was downloaded)."""
     from cassava_survey.api import http_client
 
-    async with http_client(timeout) as http:
+    async with http_client(timeout, ca_cert=ca_cert) as http:
         meta, url = await fetch(http, api)
         try:
             if load_pack(directory).meta.sha256 == meta.sha256:

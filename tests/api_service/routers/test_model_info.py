@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.tfserving.client import ModelUnavailable
+from app.tfserving.client import ModelFailed, ModelUnavailable
 from tests.api_service.conftest import PROBLEM_JSON
 from tests.support.fake_model_server import FakeModelServer
 from tests.support.paths import MODEL_REPOSITORY
@@ -100,6 +100,14 @@ async def test_a_pinned_version_that_is_not_loaded_is_a_503_problem(
     assert_unavailable(await app_client.get("/v1/model"))
 
 
+async def test_a_model_server_error_is_a_502_problem(
+        app_client: httpx.AsyncClient, fake_model_server: FakeModelServer) -> None:
+    fake_model_server.failure = ModelFailed("INTERNAL: broken")
+    reply = await app_client.get("/v1/model")
+    assert (reply.status_code, reply.headers["content-type"]) == (502, PROBLEM_JSON)
+    assert reply.json()["code"] == "model_error"
+
+
 def assert_unavailable(reply: httpx.Response) -> None:
     assert (reply.status_code, reply.headers["content-type"]) == (503, PROBLEM_JSON)
     assert reply.json()["code"] == "model_unavailable"
@@ -112,4 +120,4 @@ async def test_documented_in_openapi(app_client: httpx.AsyncClient) -> None:
         "Describe the served model: version, labels, model card (is it a demo?), on-device file.")
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ModelDescription"}
-    assert {"503", "504"} <= set(operation["responses"])
+    assert {"502", "503", "504"} <= set(operation["responses"])
