@@ -453,10 +453,11 @@ def test_own_certificate_files_serve_https_and_the_survey_tool_trusts_only_its_c
         assert "Traceback" not in refused.stderr and "retrying" not in refused.stderr
         (line,) = [line for line in refused.stderr.splitlines() if "cannot be verified" in line]
         assert f"the certificate of {api} cannot be verified" in line and "--ca-cert" in line
-        # The on-device model's download takes the same root, and refuses the same way.
-        stored = survey_cli("get-model", "--api", url, "--ca-cert", ca, "--out", tmp_path / "pack")
-        assert stored.returncode == 0, stored.stderr
-        assert (tmp_path / "pack" / "model.tflite").is_file()
+        # get-model takes the same root, and refuses the same way without it. This stack serves
+        # the article's model, which has no on-device file: trusted, the API's answer says so.
+        trusted = survey_cli("get-model", "--api", url, "--ca-cert", ca, "--out", tmp_path / "pack")
+        assert trusted.returncode == 1 and "cannot be verified" not in trusted.stderr
+        assert "offers no on-device model for its model version 1" in trusted.stderr
         unverified = survey_cli("get-model", "--api", url, "--out", tmp_path / "no-pack")
         assert unverified.returncode == 1 and "Traceback" not in unverified.stderr
         assert f"the certificate of {api} cannot be verified" in unverified.stderr
