@@ -152,7 +152,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def versions_on_disk(base: Path) -> list[int]:
-    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()
+    # ASCII digits only, as the model server's scanner (model_server/repository.py).
+    return sorted(int(p.name) for p in base.iterdir() if p.name.isascii() and p.name.isdigit()
                   and ((p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file()))
 
 
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not config_path.exists():
                 raise RolloutError(f"{config_path} does not exist; run `model-rollout init`")
+            if getattr(args, "base_path", None):
+                raise RolloutError(f"--base-path applies when init creates {config_path}; it "
+                                   "exists: edit its base_path instead")
             config = parse_config(config_path.read_text())
             config, plan = step(args.command, config, args.model, getattr(args, "version", None),
                                 getattr(args, "percent", None) or 0.0)

@@ -29,8 +29,9 @@ from tests.support.paths import SCRIPTS_DIR
 from tests.support.uploads import RawUpload, multipart_photo
 from tests.support.waiting import wait_until
 
-# The first scenario also waits for the stack's (cold: long) image builds.
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
+# The first scenario also waits for the stack's (cold: long) image builds: its time limit is the
+# compose tests' own (tests/compose/conftest.py), which counts those builds.
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 LOAD_USERS = 4
 WARM_UP = 3.0  # seconds of load before each fault

@@ -77,6 +77,13 @@ def test_command_line_writes_both_files(tmp_path: Path, capsys: pytest.CaptureFi
     assert labels_of(parse_config((tmp_path / "models.config").read_text()),
                      "cassava") == {"stable": 2}
     assert model_rollout.main([*run, "init", "--version", "1"]) == 0
+    assert model_rollout.main([*run, "init", "--base-path", "/models/cassava"]) == 2
+    assert "--base-path applies when init creates" in capsys.readouterr().err
+    # ARABIC-INDIC DIGIT THREE: str.isdigit() and int() take it, the model server does not.
+    (base / "\u0663").mkdir()
+    (base / "\u0663" / "saved_model.pb").write_bytes(b"")
+    assert model_rollout.main([*run, "canary", "3", "--percent", "10"]) == 2
+    assert "version(s) [3] not found" in capsys.readouterr().err
     assert model_rollout.main([*run, "canary", "2", "--percent", "10"]) == 0
     assert json.loads((tmp_path / "rollout.json").read_text()) == {
         "canary_percent": 10.0, "shadow_percent": 0.0}
