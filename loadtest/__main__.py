@@ -9,11 +9,10 @@ Target: --url (default http://127.0.0.1:$PORT, PORT default 8080), the stack's n
 --api-host (default $UI_HOST, $API_HOST or *.service.localhost). HTTPS: --url https://127.0.0.1:8443
 (run-local's HTTPS_PORT); every request's TLS handshake names its host and the certificate is
 verified for it, against the system's roots or --ca-cert FILE (a private CA). The processes whose
-memory and
-file descriptors are watched come from --run-dir (scripts/run-local's RUN_DIR/services.json) or
---pid NAME=PID. Reports (CSV, HTML, summary.json) go to --out. Exit status 1 when a request
-failed (or, for soak, resources grew past the bounds); a 429 `uploads_busy` (the edge shedding
-large uploads on purpose) is counted as shed, not failed."""
+memory and file descriptors are watched come from --run-dir (scripts/run-local's
+RUN_DIR/services.json) or --pid NAME=PID. Reports (CSV, HTML, summary.json) go to --out. Exit
+status 1 when a request failed (or, for soak, resources grew past the bounds); a 429
+`uploads_busy` (the edge shedding large uploads on purpose) is counted as shed, not failed."""
 
 from __future__ import annotations
 
@@ -50,7 +49,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
                         help="the page's host name (Host header, SNI)")
     parser.add_argument("--api-host", default=os.environ.get("API_HOST") or API_HOST,
                         help="the API's host name (Host header, SNI)")
-    parser.add_argument("--ca-cert", type=Path,
+    parser.add_argument("--ca-cert", metavar="FILE",
                         help="HTTPS: verify the stack's certificates against this CA file")
     parser.add_argument("--run-dir", type=Path, default=os.environ.get("RUN_DIR"),
                         help="scripts/run-local's RUN_DIR: watch its model server and API")
@@ -95,7 +94,7 @@ def capacity(args: argparse.Namespace, mix: list, pids: dict[str, int]) -> dict[
     for users in [u for u in CAPACITY_STEPS if u <= args.max_users]:
         step = run_load(args.url, mix, users=users, seconds=args.step_seconds, out_dir=args.out,
                         name=f"capacity-{users:02d}", pids=pids, window=args.step_seconds,
-                        html=False, ca_cert=str(args.ca_cert) if args.ca_cert else None)
+                        html=False, ca_cert=args.ca_cert)
         step.pop("_monitor")
         print(printable(step), flush=True)
         steps.append(step)
@@ -129,7 +128,7 @@ def main(argv: list[str]) -> int:
     if not args.photos.is_dir():
         print(f"no photos in {args.photos}", file=sys.stderr)
         return 2
-    if args.ca_cert and not args.ca_cert.is_file():
+    if args.ca_cert and not Path(args.ca_cert).is_file():
         print(f"--ca-cert {args.ca_cert}: no such file", file=sys.stderr)
         return 2
     mix = build_mix(sorted(args.photos.glob("*.jpg")), large=not args.no_large,
@@ -156,7 +155,7 @@ def main(argv: list[str]) -> int:
         window = 60.0 if seconds >= 300 else 10.0
         result = run_load(args.url, mix, users=users, seconds=seconds, out_dir=args.out,
                           name=args.profile, rate=rate, pids=pids, window=window,
-                          ca_cert=str(args.ca_cert) if args.ca_cert else None)
+                          ca_cert=args.ca_cert)
         monitor = result.pop("_monitor")
         print(printable(result))
         failed = result["failures"] > 0

@@ -9,16 +9,25 @@
 # asks again. The waits double from ACME_RETRY_SECONDS (default 60) up to an hour, so a CA that
 # keeps refusing is not hammered (Let's Encrypt allows 5 failed validations per host per hour).
 # It ends once every name has its certificate; renewals are Traefik's own timer's.
+# `acme-retry.sh --check` only checks ACME_RETRY_SECONDS (entrypoint.sh, before Traefik starts).
 set -eu
+wait=${ACME_RETRY_SECONDS:-60}
+case "$wait" in
+  *[!0-9]*) valid=false ;;
+  *) if [ "$wait" -gt 0 ]; then valid=true; else valid=false; fi ;;
+esac
+if ! $valid; then
+  echo "acme-retry: ACME_RETRY_SECONDS=$wait is not a whole number of seconds > 0" >&2
+  exit 2
+fi
+[ "${1:-}" != --check ] || exit 0
 if [ $# -lt 3 ]; then
-  echo "usage: acme-retry.sh DIR STORAGE NAME..." >&2
+  echo "usage: acme-retry.sh [--check] DIR STORAGE NAME..." >&2
   exit 2
 fi
 dir=$1
 storage=$2
 shift 2
-wait=${ACME_RETRY_SECONDS:-60}
-case "$wait" in '' | *[!0-9]* | 0) echo "acme-retry: ACME_RETRY_SECONDS=$wait is not a whole number of seconds > 0" >&2; exit 2 ;; esac
 longest=3600
 
 issued() {  # every NAME is the main domain of a certificate in STORAGE

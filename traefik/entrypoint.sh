@@ -1,17 +1,23 @@
 #!/bin/sh
-# Traefik's start in the image and in scripts/run-local (docs/tls.md): plain HTTP runs
-# traefik.yml as is. With ACME_EMAIL, the ACME resolver (acme.yml, its ${NAME} placeholders
-# filled) is appended to a copy in $TMPDIR (the image's root filesystem is read-only). With HTTPS on (ACME_EMAIL or
-# TLS_CERT_FILE) GODEBUG=http2server=0 is lifted: it would break HTTP/2 over TLS, and `web`
-# then routes nothing but the redirect to HTTPS. Half a setting stops here with one line.
-# With ACME, the routes are read from a watched directory and acme-retry.sh runs beside Traefik:
-# a CA that is down or refuses at start is asked again until both names have a certificate.
+# Traefik's start in the image, in the Swarm stack and in scripts/run-local (docs/tls.md): plain
+# HTTP runs traefik.yml as is. With a watched routes directory (TRAEFIK_ROUTES_DIR, or ACME on)
+# a copy in $TMPDIR (the image's root filesystem is read-only) reads the routes from there; with
+# ACME_EMAIL the copy also gets the ACME resolver (acme.yml, its ${NAME} placeholders filled)
+# and acme-retry.sh runs beside Traefik: a CA that is down or refuses at start is asked again
+# until both names have a certificate. With HTTPS on (ACME_EMAIL or TLS_CERT_FILE)
+# GODEBUG=http2server=0 is lifted: it would break HTTP/2 over TLS, and `web` then routes nothing
+# but the redirect to HTTPS. Half a setting stops here with one line.
 set -eu
-# Where traefik.yml and acme.yml are (the image: /etc/traefik; run-local: its RUN_DIR).
+# Where traefik.yml is (the image: /etc/traefik; run-local: its RUN_DIR).
 config_dir=${TRAEFIK_CONFIG_DIR:-/etc/traefik}
 static=$config_dir/traefik.yml
+# Beside this script: dynamic.yml (the routes) and acme.yml (the ACME resolver's template).
 here=$(dirname "$0")
 traefik=${TRAEFIK_BIN:-traefik}
+work=${TMPDIR:-/tmp}
+# A watched directory for the routes, when something else writes files there: the Swarm
+# stack's start script (its upstreams) or, with ACME, acme-retry.sh (set below).
+routes=${TRAEFIK_ROUTES_DIR:-}
 die() { echo "traefik: $*" >&2; exit 2; }
 
 if [ -n "${ACME_CA_SERVER:-}" ] && [ -z "${ACME_EMAIL:-}" ]; then
@@ -30,11 +36,7 @@ if [ -n "${ACME_EMAIL:-}" ]; then
     *) die "ACME_EMAIL=$ACME_EMAIL is not an e-mail address" ;;
   esac
   case "$ca" in https://*) ;; *) die "ACME_CA_SERVER=$ca is not an https:// URL" ;; esac
-  retry=${ACME_RETRY_SECONDS:-60}
-  case "$retry" in
-    *[!0-9]*) die "ACME_RETRY_SECONDS=$retry is not a whole number of seconds > 0" ;;
-  esac
-  [ "$retry" -gt 0 ] || die "ACME_RETRY_SECONDS=$retry is not a whole number of seconds > 0"
+  "$here/acme-retry.sh" --check || exit 2
   case "$ca$storage" in
     *[!A-Za-z0-9:/._~%?=-]*) die "ACME_CA_SERVER or ACME_STORAGE holds a character not allowed here" ;;
   esac
@@ -42,34 +44,32 @@ if [ -n "${ACME_EMAIL:-}" ]; then
   for root in $(echo "${LEGO_CA_CERTIFICATES:-}" | tr ':' ' '); do
     [ -r "$root" ] || die "LEGO_CA_CERTIFICATES names $root, which is not readable"
   done
-  work="${TMPDIR:-/tmp}"
-  rendered="$work/traefik-static.yml"
-  # The routes from a watched directory, for acme-retry.sh's file beside them. The Swarm
-  # stack's static file has one already (traefik-upstreams.sh); the image's names one file.
-  routes=$(sed -n 's/^ *directory: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$static" | head -n 1)
-  file=$(sed -n 's/^ *filename: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$static" | head -n 1)
-  if [ -z "$routes" ]; then
-    [ -n "$file" ] || die "$static has no file provider (filename or directory) to watch"
-    routes="$work/traefik-dynamic"
-    mkdir -p "$routes"
-    cp "$file" "$routes/routes.yml"
-  fi
+  routes=${routes:-$work/traefik-dynamic}
+fi
+if [ -n "$routes" ]; then
+  # The routes from a watched directory: dynamic.yml (beside this script) copied into it, the
+  # static file's one routing file turned to that directory.
+  mkdir -p "$routes"
+  cp "$here/dynamic.yml" "$routes/routes.yml"
+  rendered="$work/traefik.yml"
   {
-    if [ -n "$file" ]; then
-      sed -e "s#^\( *\)filename: .*\$#\1directory: \"$routes\"#" \
-          -e 's#^\( *\)watch: false$#\1watch: true#' "$static"
-    else
-      cat "$static"
-    fi
-    echo
-    sed -e "/^[[:space:]]*#/!{
+    sed -e "s#^\( *\)filename: .*\$#\1directory: \"$routes\"#" \
+        -e 's#^\( *\)watch: false$#\1watch: true#' "$static"
+    if [ -n "${ACME_EMAIL:-}" ]; then
+      echo
+      sed -e "/^[[:space:]]*#/!{
 s|\${ACME_EMAIL}|\"$ACME_EMAIL\"|
 s|\${ACME_CA_SERVER}|\"$ca\"|
 s|\${ACME_STORAGE}|\"$storage\"|
-}" "$config_dir/acme.yml"
-  } > "$rendered"
-  grep -q '^ *watch: true$' "$rendered" || die "$static: the file provider must watch its routes"
+}" "$here/acme.yml"
+    fi
+  } >"$rendered"
+  if ! grep -q "^ *directory: \"$routes\"\$" "$rendered" || ! grep -q '^ *watch: true$' "$rendered"; then
+    die "$static has no 'filename:' + 'watch: false' file provider to turn to $routes"
+  fi
   static=$rendered
+fi
+if [ -n "${ACME_EMAIL:-}" ]; then
   # Traefik's child after the exec below; it ends by itself once both names are issued.
   "$here/acme-retry.sh" "$routes" "$storage" "${UI_HOST:-ui.service.localhost}" \
     "${API_HOST:-api.service.localhost}" &

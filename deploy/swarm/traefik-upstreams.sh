@@ -7,11 +7,12 @@
 # per replica (Traefik's file provider watches it, and its health checks drop a dead replica in
 # seconds, before Swarm's DNS does). No docker.sock anywhere: Swarm's own DNS is the only source.
 #
-# The static configuration is the image's own /etc/traefik/traefik.yml with the file provider
-# turned to a watched directory; the routes are the image's dynamic.yml (UPSTREAMS_GENERATED
-# makes it leave the services to this script). Everything is written to the /tmp tmpfs. Traefik
-# then starts through the image's entrypoint.sh, so HTTPS (TLS_CERT_FILE from Swarm secrets, or
-# ACME_EMAIL: deploy/swarm/stack.tls.yml, docs/tls.md) works here as in compose.
+# Traefik starts through the image's entrypoint.sh with TRAEFIK_ROUTES_DIR: the static
+# configuration is the image's own /etc/traefik/traefik.yml with the file provider turned to that
+# watched directory, where the routes are the image's dynamic.yml (UPSTREAMS_GENERATED makes it
+# leave the services to this script). Everything is written to the /tmp tmpfs. HTTPS
+# (TLS_CERT_FILE from Swarm secrets, or ACME_EMAIL: deploy/swarm/stack.tls.yml, docs/tls.md)
+# works here as in compose.
 set -eu
 
 # The image's configuration directory (TRAEFIK_CONFIG_DIR: the tests run this on the checkout).
@@ -23,16 +24,6 @@ refresh=${UPSTREAMS_REFRESH_SECONDS:-2}
 export UPSTREAMS_GENERATED=1
 
 mkdir -p "$run/dynamic"
-sed -e "s#^\( *\)filename: /etc/traefik/dynamic.yml\$#\1directory: $run/dynamic#" \
-    -e 's#^\( *\)watch: false$#\1watch: true#' "$config_dir/traefik.yml" >"$run/traefik.yml"
-if ! grep -q "directory: $run/dynamic" "$run/traefik.yml" || ! grep -q 'watch: true' "$run/traefik.yml"; then
-  echo "traefik-upstreams: $config_dir/traefik.yml has no 'filename: /etc/traefik/dynamic.yml'" \
-       "+ 'watch: false' file provider to redirect" >&2
-  exit 1
-fi
-cp "$config_dir/dynamic.yml" "$run/dynamic/routes.yml"
-# entrypoint.sh reads the static file and the ACME resolver from one directory: this one.
-cp "$config_dir/acme.yml" "$run/acme.yml"
 
 servers() {  # TASKS_NAME PORT: one YAML server line per IPv4 address of the name, sorted
   addresses=$(getent ahostsv4 "$1" 2>/dev/null | awk '{print $1}' | sort -u)
@@ -76,4 +67,6 @@ refresh_upstreams() {
 refresh_upstreams
 # The loop is Traefik's child after the exec below; it ends with the container.
 (while sleep "$refresh"; do refresh_upstreams || true; done) &
-TRAEFIK_CONFIG_DIR=$run exec "$config_dir/entrypoint.sh"
+# entrypoint.sh writes the static file with the routes from $run/dynamic (watched) and copies
+# the image's dynamic.yml there beside upstreams.yml.
+TRAEFIK_ROUTES_DIR=$run/dynamic TMPDIR=$run exec "$config_dir/entrypoint.sh"

@@ -7,7 +7,6 @@ import grp
 import json
 import os
 import pwd
-import shutil
 
 from run_local import monitoring
 from run_local.config import (
@@ -29,9 +28,11 @@ from run_local.supervise import Service, http_get
 NGINX_SERVER_BLOCK = REPO / "ui.service" / "nginx" / "default.conf"
 TRAEFIK_DIR = REPO / "traefik"
 TRAEFIK_STATIC = TRAEFIK_DIR / "traefik.yml"
-# Traefik starts through the image's own start script: with ACME_EMAIL it appends acme.yml's
-# resolver to RUN_DIR/traefik.yml and keeps asking a CA that is down (docs/tls.md).
+# Traefik starts through the image's own start script: with ACME_EMAIL it writes a copy of
+# RUN_DIR/traefik.yml with the ACME resolver into TRAEFIK_WORK_DIR and keeps asking a CA that is
+# down (docs/tls.md).
 TRAEFIK_ENTRYPOINT = TRAEFIK_DIR / "entrypoint.sh"
+TRAEFIK_WORK_DIR = "traefik"  # in RUN_DIR: the script's TMPDIR
 # Go runtime settings for Traefik, the same as traefik/Dockerfile's ENV GODEBUG (a unit test
 # compares them): http2server=0 turns off Go's HTTP/2 server, so the public entry point speaks
 # no cleartext HTTP/2 (h2c), which Traefik v3 offers no option to refuse. Not with HTTPS on: it
@@ -128,7 +129,7 @@ def services(config: Config, ports: dict[str, int], nginx: str) -> list[Service]
             "traefik",
             ["sh", str(TRAEFIK_ENTRYPOINT)],
             {**base_env, "TRAEFIK_BIN": c.traefik, "TRAEFIK_CONFIG_DIR": str(c.run_dir),
-             "TMPDIR": str(c.run_dir), "API_UPSTREAM": f"http://127.0.0.1:{p['API_PORT']}",
+             "TMPDIR": str(c.run_dir / TRAEFIK_WORK_DIR), "API_UPSTREAM": f"http://127.0.0.1:{p['API_PORT']}",
              "UI_UPSTREAM": f"http://127.0.0.1:{p['UI_PORT']}",
              "UI_HOST": c.ui_host, "API_HOST": c.api_host, "UI_ORIGINS": origins,
              "MAX_UPLOAD_BYTES": str(c.max_upload_bytes),
@@ -164,8 +165,7 @@ def write_runtime_files(config: Config, ports: dict[str, int]) -> None:
         TRAEFIK_STATIC.read_text(), traefik_addresses(ports, traefik_entry_points(c)),
         TRAEFIK_DIR / "dynamic.yml", c.read_timeout,
         without=() if c.tls else (HTTPS_ENTRY_POINT,)))
-    # entrypoint.sh reads the resolver's template beside the static file.
-    shutil.copyfile(TRAEFIK_DIR / "acme.yml", c.run_dir / "acme.yml")
+    (c.run_dir / TRAEFIK_WORK_DIR).mkdir(exist_ok=True)
     monitoring.write_files(c.run_dir, ports, c.monitoring)
     # Traefik loads local plugins from ./plugins-local: its working directory is run_dir.
     plugins = c.run_dir / "plugins-local"

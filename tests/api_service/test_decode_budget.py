@@ -79,11 +79,8 @@ def test_bytes_are_freed_when_the_work_ends_not_when_the_caller_gives_up():
             await asyncio.sleep(0.05)
             assert budget.in_use == 80
             release.set()
-
-            async def freed() -> bool:
-                return budget.in_use == 0
-
-            await wait_until_async(freed, 10, "the budget freed", every=0.01)
+            await wait_until_async(lambda: budget.in_use == 0, 10, "the budget freed",
+                                   every=0.01)
 
     run(main())
 

@@ -201,10 +201,8 @@ def test_a_batch_queues_at_most_its_share_of_parts_for_the_decode_budget() -> No
             async with holding(budget, pool, 10**6):
                 many = asyncio.ensure_future(service.predict_many([lambda: RED] * 6, "r1"))
 
-                async def two_queued() -> bool:
-                    return budget.waiting >= 2
-
-                await wait_until_async(two_queued, 5, "two parts queued", every=0.01)
+                await wait_until_async(lambda: budget.waiting >= 2, 5, "two parts queued",
+                                       every=0.01)
                 # Queuing more parts needs no other event than the loop turning: let it turn.
                 for _ in range(50):
                     await asyncio.sleep(0)

@@ -18,12 +18,9 @@ async def holding(budget: DecodeBudget, pool: Executor, cost: int) -> AsyncItera
     """`cost` bytes of `budget` in use (waited for as an event, not a sleep) for the block."""
     release = threading.Event()
     holder = asyncio.ensure_future(budget.run(pool, cost, lambda: release.wait(5)))
-
-    async def held() -> bool:
-        return budget.in_use >= min(cost, budget.capacity)
-
     try:
-        await wait_until_async(held, 5, f"{cost} bytes of the budget held", every=0.005)
+        await wait_until_async(lambda: budget.in_use >= min(cost, budget.capacity), 5,
+                               f"{cost} bytes of the budget held", every=0.005)
         yield
     finally:
         release.set()

@@ -4,6 +4,7 @@ async tests (whose waits must leave the event loop running)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -37,15 +38,18 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, *, every: 
         time.sleep(every)
 
 
-async def wait_until_async(condition: Callable[[], Awaitable[T]], timeout: float, what: str, *,
-                           every: float = 0.2,
+async def wait_until_async(condition: Callable[[], Awaitable[T] | T], timeout: float, what: str,
+                           *, every: float = 0.2,
                            ignore: tuple[type[BaseException], ...] = ()) -> T:
-    """`wait_until` for a coroutine condition, sleeping with asyncio between tries."""
+    """`wait_until` inside an event loop: sleeps with asyncio between tries (the loop keeps
+    running); `condition` is a plain check or a coroutine function."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
-            answer = await condition()
+            answer = condition()
+            if inspect.isawaitable(answer):
+                answer = await answer
         except ignore as error:
             last = error
         else:

@@ -78,7 +78,7 @@ def test_a_store_with_every_name_ends_it_at_once_with_no_change(tmp_path: Path) 
     assert not (tmp_path / "acme-retry.yml").exists()
 
 
-@pytest.mark.parametrize("seconds", ["0", "-1", "1.5", "x"])
+@pytest.mark.parametrize("seconds", ["0", "00", "-1", "1.5", "x"])
 def test_a_wait_that_is_not_whole_seconds_is_one_line_and_status_2(tmp_path: Path,
                                                                    seconds: str) -> None:
     process = start(tmp_path, tmp_path / "acme.json", seconds=seconds)

@@ -53,10 +53,9 @@ def issued_store(tmp_path: Path) -> Path:
 
 
 def config_dir_with(tmp_path: Path, old: str, new: str) -> Path:
-    """traefik.yml with one text replaced, and acme.yml beside it (as run-local writes them)."""
+    """traefik.yml with one text replaced (as run-local writes it into RUN_DIR)."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    (config_dir / "acme.yml").write_text((TRAEFIK_DIR / "acme.yml").read_text())
     static = (TRAEFIK_DIR / "traefik.yml").read_text()
     assert old in static
     (config_dir / "traefik.yml").write_text(static.replace(old, new))
@@ -73,7 +72,7 @@ def test_acme_adds_the_resolver_with_quoted_values(tmp_path: Path) -> None:
     result = start(tmp_path, TRAEFIK_CONFIG_DIR=str(config_dir), **values)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("GODEBUG=\n")  # HTTP/2 over TLS needs Go's HTTP/2 server
-    assert f"ARGS=--configFile={tmp_path}/traefik-static.yml" in result.stdout
+    assert f"ARGS=--configFile={tmp_path}/traefik.yml" in result.stdout
     static = configuration(result)
     assert static["certificatesResolvers"]["acme"]["acme"] == {
         "email": "ops@example.org", "caServer": values["ACME_CA_SERVER"],
@@ -90,16 +89,21 @@ def test_acme_adds_the_resolver_with_quoted_values(tmp_path: Path) -> None:
 
 
 def test_acme_keeps_a_watched_directory_it_is_given(tmp_path: Path) -> None:
-    """The Swarm stack's static file (traefik-upstreams.sh) reads its routes from a directory."""
-    config_dir = config_dir_with(
-        tmp_path, "filename: /etc/traefik/dynamic.yml\n    watch: false",
-        f"directory: {tmp_path}/routes\n    watch: true")
-    result = start(tmp_path, ACME_EMAIL="ops@example.org", TRAEFIK_CONFIG_DIR=str(config_dir),
+    """The Swarm stack's start script (traefik-upstreams.sh) names the directory it writes to."""
+    result = start(tmp_path, ACME_EMAIL="ops@example.org", TRAEFIK_ROUTES_DIR=f"{tmp_path}/routes",
                    ACME_STORAGE=str(issued_store(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert configuration(result)["providers"]["file"] == {"directory": f"{tmp_path}/routes",
                                                            "watch": True}
     assert not (tmp_path / "traefik-dynamic").exists()
+
+
+def test_a_static_file_without_a_routing_file_to_turn_is_one_line(tmp_path: Path) -> None:
+    config_dir = config_dir_with(tmp_path, "watch: false", "watch: no")
+    result = start(tmp_path, TRAEFIK_CONFIG_DIR=str(config_dir), TRAEFIK_ROUTES_DIR=str(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "has no 'filename:' + 'watch: false' file provider" in result.stderr
 
 
 def test_own_certificates_lift_the_h2c_switch_only(tmp_path: Path) -> None:

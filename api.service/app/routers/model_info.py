@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from app.core.problems import ProblemError
 from app.deps import PredictionServiceDep, SettingsDep
 from app.errors import (
     INVALID_REQUEST,
@@ -68,6 +69,12 @@ class ModelDescription(BaseModel):
                     "the file does not match its card)")
 
 
+def _on_device_not_found(version: int, sha256: str) -> ProblemError:
+    return ON_DEVICE_NOT_FOUND.error(
+        f"Version {version} has no on-device model with SHA-256 {sha256[:64]}; "
+        "GET /v1/model names the current one.")
+
+
 def _artifact(settings: SettingsDep, version: int) -> OnDeviceArtifact | None:
     """Blocking (reads model.json and hashes the file once per change): run in a thread."""
     path = card_path(settings.LABELS_PATH)
@@ -107,17 +114,14 @@ async def describe_model(service: PredictionServiceDep,
 async def on_device_file(version: int, sha256: str, request: Request,
                          settings: SettingsDep) -> Response:
     """The on-device (TensorFlow Lite) file of a model version, named by its SHA-256."""
-    not_found = ON_DEVICE_NOT_FOUND.error(
-        f"Version {version} has no on-device model with SHA-256 {sha256[:64]}; "
-        "GET /v1/model names the current one.")
     artifact = await asyncio.to_thread(_artifact, settings, version)
     if artifact is None or artifact.sha256 != sha256:
-        raise not_found
+        raise _on_device_not_found(version, sha256)
     etag = f'"{artifact.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
     if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     content = await asyncio.to_thread(read_verified, artifact)
     if content is None:  # replaced or damaged since it was checked: as if it were not there
-        raise not_found
+        raise _on_device_not_found(version, sha256)
     return Response(content, media_type="application/octet-stream", headers=headers)

@@ -26,6 +26,13 @@ def main() -> None:
     summarise the results."""
 
 
+# Every command that reaches the API over HTTPS takes the same option.
+ca_cert_option = click.option(
+    "--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="Trust this root (PEM) instead of the system's CAs, for an https:// address whose "
+         "certificate comes from a private CA. Certificates are always verified.")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--api", metavar="URL",
@@ -53,10 +60,7 @@ def main() -> None:
               help="Retries of a request on 429, 502, 503, 504 or a failed connection.")
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for one answer.")
-@click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Trust this root (PEM) instead of the system's CAs: an https:// API (or "
-                   "--offline-model URL) whose certificate comes from a private CA. "
-                   "Certificates are always verified.")
+@ca_cert_option
 def diagnose(paths: tuple[Path, ...], api: str | None, offline_model: str | None, out: Path,
              geojson: Path | None, resume_file: Path | None, concurrency: int, batch_size: int,
              batch_mib: float, retries: int, timeout: float, ca_cert: Path | None) -> None:
@@ -136,9 +140,7 @@ def _offline_model(location: str, timeout: float, ca_cert: Path | None) -> Offli
               help="Where to store it (model.tflite and model.json).")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for each answer.")
-@click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Trust this root (PEM) instead of the system's CAs: an https:// API whose "
-                   "certificate comes from a private CA. Certificates are always verified.")
+@ca_cert_option
 def get_model_command(api: str, directory: Path, timeout: float, ca_cert: Path | None) -> None:
     """Download the served model's on-device version once (verified by its SHA-256), for
     `diagnose --offline-model DIR` where there is no network."""

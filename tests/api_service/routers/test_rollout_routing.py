@@ -128,10 +128,9 @@ async def test_shadow_answers_only_from_stable_and_records_agreement(
     for _ in range(20):
         assert await predict(app_client) == {"name": labelled.model_name, "version": 1,
                                              "label": "stable", "demo": True}
-    async def all_shadows_done() -> bool:  # the last shadow tasks finish
-        return sample(names[0], **names[1]) - before + _dropped() - dropped == 20
-
-    await wait_until_async(all_shadows_done, 10, "20 shadow comparisons or drops", every=0.01)
+    await wait_until_async(  # the last shadow tasks finish
+        lambda: sample(names[0], **names[1]) - before + _dropped() - dropped == 20, 10,
+        "20 shadow comparisons or drops", every=0.01)
     compared = sample(names[0], **names[1]) - before
     assert compared + _dropped() - dropped == 20 and compared >= 1
     assert labelled.asked.count("canary") == compared
@@ -191,8 +190,7 @@ async def test_a_shadow_canary_that_fails_never_fails_the_answer(
     errors = sample("cassava_api_shadow_skipped_total", reason="error")
     for _ in range(3):
         assert (await predict(app_client))["label"] == "stable"
-    async def shadows_settled() -> bool:
-        return sample("cassava_api_shadow_skipped_total", reason="error") - errors + _dropped() >= 3
-
-    await wait_until_async(shadows_settled, 10, "3 failed shadow calls counted", every=0.01)
+    await wait_until_async(
+        lambda: sample("cassava_api_shadow_skipped_total", reason="error") - errors
+        + _dropped() >= 3, 10, "3 failed shadow calls counted", every=0.01)
     assert sample("cassava_api_shadow_skipped_total", reason="error") > errors
